@@ -4,7 +4,7 @@
 {%- endmacro %}
 
 {% macro default__timestamp_add_minutes(timestamp_expr, minutes) -%}
-    ({{ timestamp_expr }} + interval ({{ minutes }}) minute)
+    ({{ timestamp_expr }} + interval '{{ minutes }} minutes')
 {%- endmacro %}
 
 {% macro bigquery__timestamp_add_minutes(timestamp_expr, minutes) -%}

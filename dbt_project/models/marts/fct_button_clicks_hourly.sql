@@ -6,7 +6,7 @@ events as (
 
     select * from {{ ref('stg_kafka__click_events') }}
     {% if is_incremental() -%}
-    where {{ incremental_hours_filter('event_hour') }}
+        where {{ incremental_hours_filter('event_hour') }}
     {%- endif %}
 
 ),

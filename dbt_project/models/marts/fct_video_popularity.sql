@@ -26,9 +26,8 @@ video_events as (
         count(case when events.event_type = 'click' then 1 end) as clicks,
         count(case when events.event_type = 'conversion' then 1 end) as conversions,
         count(distinct events.user_id) as unique_users,
-        sum(
-            {{ trending_contribution('events.event_type', 'events.event_time', 'reference_time.as_of') }}
-        ) as trending_score
+        sum({{ trending_contribution('events.event_type', 'events.event_time', 'reference_time.as_of') }})
+            as trending_score
 
     from events
     cross join reference_time
