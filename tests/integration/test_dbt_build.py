@@ -235,7 +235,7 @@ def expected_video_popularity(events: list[Record]) -> dict[Key, Row]:
     as_of = max(e.event_time for e in events)
     catalog = {video_id: (title, genre) for video_id, title, _, genre, _, _ in CATALOG}
     by_video = group(events, lambda e: (e.video_id,))
-    rows = {}
+    rows: dict[Key, Row] = {}
     for video in set(catalog) | {video for (video,) in by_video}:
         video_events = by_video.get((video,), [])
         impressions, clicks, conversions = counts(video_events)
@@ -292,7 +292,7 @@ def expected_sessions(events: list[Record]) -> dict[Key, Row]:
 
 
 def expected_user_engagement_daily(events: list[Record]) -> dict[Key, Row]:
-    started = defaultdict(int)
+    started: defaultdict[tuple[date, str], int] = defaultdict(int)
     for first in first_events_of_sessions(events).values():
         started[(first.event_time.date(), first.user_id)] += 1
     expected = {}
