@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         description="Stream grace for windowed counters and the dbt lookback for incremental marts.",
     )
 
+    redis_maxmemory: str = Field("2gb", alias="CLICKPULSE_REDIS_MAXMEMORY")
+    stack_start_timeout_s: float = Field(120.0, alias="CLICKPULSE_STACK_START_TIMEOUT_S")
+
     data_dir: Path = Field(PROJECT_ROOT / ".data", alias="CLICKPULSE_DATA_DIR")
     cache_dir: Path = Field(PROJECT_ROOT / ".cache", alias="CLICKPULSE_CACHE_DIR")
 

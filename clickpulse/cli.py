@@ -1,0 +1,55 @@
+"""The `clickpulse` command. Sub-commands import their heavy dependencies only when they run."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    help="ClickPulse: real-time button-click analytics and recommendations.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+stack_app = typer.Typer(help="The local Kafka + Redis stack.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@stack_app.command("up")
+def stack_up(
+    cluster: bool = typer.Option(False, "--cluster", help="3 Kafka brokers + a 3-master Redis Cluster."),
+) -> None:
+    """Start Kafka (KRaft) and Redis unless they already answer, and create the topics."""
+    from clickpulse.commands.stack import run_up
+
+    run_up(cluster)
+
+
+@stack_app.command("down")
+def stack_down(
+    cluster: bool = typer.Option(False, "--cluster", help="Stop only the cluster-mode services."),
+) -> None:
+    """Stop the services this project started (data under .data/ is kept)."""
+    from clickpulse.commands.stack import run_down
+
+    run_down(cluster)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Each service, its address, its version, and whether ClickPulse started it."""
+    from clickpulse.commands.stack import run_status
+
+    run_status()
+
+
+if __name__ == "__main__":
+    app()
