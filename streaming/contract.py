@@ -211,6 +211,17 @@ def _messages(exc: ValidationError, obj: Mapping[Any, Any]) -> list[str]:
     return [f"{name}: {message}" for name, message in by_field.items()]
 
 
+def _serialised_size(obj: dict[Any, Any]) -> int | None:
+    try:
+        return len(orjson.dumps(obj))
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:  # the stdlib copes with what orjson refuses but JSON allows, such as integers beyond 64 bits
+        return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode())
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def validate_event(obj: object, *, size_bytes: int | None = None) -> ValidationOutcome:
     """Validate one decoded event; never raises. ``size_bytes`` skips re-serialising for the size check."""
     if isinstance(obj, EventV1):
@@ -219,9 +230,8 @@ def validate_event(obj: object, *, size_bytes: int | None = None) -> ValidationO
         return ValidationOutcome(None, ["event: not a JSON object"])
     try:
         if size_bytes is None:
-            try:
-                size_bytes = len(orjson.dumps(obj))
-            except (TypeError, orjson.JSONEncodeError):
+            size_bytes = _serialised_size(obj)
+            if size_bytes is None:
                 return ValidationOutcome(None, ["event: not JSON-serialisable"])
         if size_bytes > MAX_EVENT_BYTES:
             return ValidationOutcome(None, [f"event: larger than {MAX_EVENT_BYTES} bytes"])
