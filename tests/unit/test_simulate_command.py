@@ -31,11 +31,9 @@ FILE_ARGS = [
 
 def run_simulate(tmp_path: Path, name: str, *extra: str) -> tuple[Path, Path]:
     out, truth = tmp_path / f"{name}.ndjson", tmp_path / f"{name}.truth.json"
-    result = runner.invoke(
-        app,
-        ["simulate", *FILE_ARGS, "--out", str(out), "--truth", str(truth), "--dimensions-dir", str(tmp_path / "dims"),
-         "--malformed-share", "0.02", "--duplicate-share", "0.02", *extra],
-    )  # fmt: skip
+    paths = ["--out", str(out), "--truth", str(truth), "--dimensions-dir", str(tmp_path / "dims")]
+    shares = ["--malformed-share", "0.02", "--duplicate-share", "0.02"]
+    result = runner.invoke(app, ["simulate", *FILE_ARGS, *paths, *shares, *extra])
     assert result.exit_code == 0, result.output
     assert "events sent:      3000" in result.output and "top videos by clicks: v" in result.output
     return out, truth
