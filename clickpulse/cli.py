@@ -6,6 +6,29 @@ import logging
 
 import typer
 
+from clickpulse.lazy_commands import LazyGroup, LazySpec
+
+
+class ClickPulseGroup(LazyGroup):
+    lazy_commands = {
+        "simulate": LazySpec(
+            "clickpulse.commands.simulate",
+            "simulate",
+            "Synthetic traffic: live, --backfill-hours into Kafka, or --out to a file.",
+        ),
+        "replay": LazySpec(
+            "clickpulse.commands.simulate",
+            "replay",
+            "Send events from an NDJSON file (through the collector, or --backfill to Kafka).",
+        ),
+        "demo": LazySpec(
+            "clickpulse.commands.demo",
+            "demo",
+            "Start the stack, run the main job end to end, print a summary.",
+        ),
+    }
+
+
 app = typer.Typer(
     help="ClickPulse: real-time button-click analytics and recommendations.",
     no_args_is_help=True,
@@ -15,7 +38,7 @@ stack_app = typer.Typer(help="The local Kafka + Redis stack.", no_args_is_help=T
 app.add_typer(stack_app, name="stack")
 
 
-@app.callback()
+@app.callback(cls=ClickPulseGroup)
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
