@@ -275,6 +275,8 @@ export function createClient(options) {
   let flushTimer = null;
   /** @type {Promise<void> | null} */
   let draining = null;
+  /** set by flush() and the timer: the running loop sends everything, not only full batches */
+  let drainAll = false;
   /**
    * The batch the drain loop owns. While it waits for a retry, a page hide may take it over.
    * @type {{items: QueueItem[], state: 'sending' | 'waiting' | 'handedOff', wake: () => void} | null}
@@ -376,8 +378,8 @@ export function createClient(options) {
     counters.tracked += 1;
     if (queue.length >= maxQueue) dropOldest(queue.length - maxQueue + 1);
     queue.push({ event, json, bytes });
-    if (queue.length >= batchSize) void flush();
-    else armFlushTimer();
+    armFlushTimer();
+    if (queue.length >= batchSize) startDrain(false);
     return event;
   }
 
@@ -396,6 +398,7 @@ export function createClient(options) {
     armFlushTimer();
   }
 
+  /** Make sure queued events go out within `flushIntervalMs` even if no batch fills up. */
   function armFlushTimer() {
     if (flushTimer !== null || closed || queue.length === 0) return;
     flushTimer = setTimeout(() => {
@@ -405,17 +408,33 @@ export function createClient(options) {
     unrefTimer(flushTimer);
   }
 
+  function clearFlushTimer() {
+    if (flushTimer !== null) clearTimeout(flushTimer);
+    flushTimer = null;
+  }
+
   /** @returns {Promise<Stats>} */
   function flush() {
+    return (startDrain(true) ?? Promise.resolve()).then(stats);
+  }
+
+  /**
+   * Start the send loop unless it runs. `all` sends everything queued; otherwise only full batches go and
+   * the remainder waits for the flush timer.
+   * @param {boolean} all
+   */
+  function startDrain(all) {
+    if (all) drainAll = true;
     if (draining === null && queue.length > 0 && !closed) draining = drain();
-    return (draining ?? Promise.resolve()).then(stats);
+    return draining;
   }
 
   async function drain() {
     await null;
     try {
-      while (queue.length > 0 && !closed) {
+      while (!closed && (queue.length >= batchSize || (drainAll && queue.length > 0))) {
         const items = takeBatch(queue, batchSize, maxRequestBytes);
+        if (queue.length === 0) clearFlushTimer();
         counters.inFlight += items.length;
         current = { items, state: 'sending', wake: () => {} };
         await deliver(current);
@@ -424,6 +443,7 @@ export function createClient(options) {
     } finally {
       current = null;
       draining = null;
+      drainAll = false;
     }
   }
 
@@ -574,10 +594,7 @@ export function createClient(options) {
       current.wake();
     }
     items.push(...queue.splice(0));
-    if (flushTimer !== null) {
-      clearTimeout(flushTimer);
-      flushTimer = null;
-    }
+    clearFlushTimer();
     while (items.length > 0) {
       const chunk = takeBatch(items, Infinity, beaconMaxBytes);
       beacon(chunk);
@@ -667,8 +684,7 @@ export function createClient(options) {
   function close() {
     if (closed) return;
     closed = true;
-    if (flushTimer !== null) clearTimeout(flushTimer);
-    flushTimer = null;
+    clearFlushTimer();
     doc?.removeEventListener?.('visibilitychange', onVisibilityChange);
     win?.removeEventListener?.('pagehide', onPageHide);
     if (current !== null && current.state === 'waiting') current.wake();
