@@ -2,8 +2,8 @@
 /**
  * A stand-in collector for the SDK tests: a real node:http server on an ephemeral loopback port that speaks the
  * collector contract (`POST /v1/events`, write key as a Bearer token or, for beacons, the `write_key` query
- * parameter; JSON array body; `{"accepted": n, "rejected": [{"index": i, "error": "..."}]}`) and records
- * every request so tests can compare what arrived with what they sent.
+ * parameter; JSON array body; `{"accepted": n, "rejected": [{"index": i, "error": "..."}]}`; CORS for browser
+ * pages on other origins) and records every request so tests can compare what arrived with what they sent.
  *
  * Kept outside `test/` so that `node --test` does not run it as a test file.
  */
@@ -11,6 +11,14 @@ import http from 'node:http';
 
 export const CONTRACT_MAX_EVENT_BYTES = 32 * 1024;
 export const CONTRACT_MAX_REQUEST_BYTES = 500 * 1024;
+
+/** What a collector must send for browsers on other origins to read its answers. */
+export const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'POST, OPTIONS',
+  'access-control-allow-headers': 'authorization, content-type',
+  'access-control-expose-headers': 'retry-after',
+};
 
 const EVENT_TYPES = new Set(['click', 'impression', 'conversion']);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -70,9 +78,16 @@ export async function startCollector({ writeKeys = ['wk_test'], respond } = {}) 
       /** @param {number} status @param {unknown} body @param {Record<string, string>} [headers] */
       const answer = (status, body, headers = {}) => {
         record.status = status;
-        res.writeHead(status, { 'content-type': 'application/json', ...headers });
+        res.writeHead(status, { 'content-type': 'application/json', ...CORS_HEADERS, ...headers });
         res.end(body === undefined ? '' : JSON.stringify(body));
       };
+
+      // Browsers preflight the SDK's requests (Authorization header, JSON body) from other origins.
+      if (record.method === 'OPTIONS' && record.path === '/v1/events') {
+        record.status = 204;
+        res.writeHead(204, { ...CORS_HEADERS, 'access-control-max-age': '600' });
+        return res.end();
+      }
 
       if (record.path !== '/v1/events') return answer(404, { error: 'not found' });
       if (record.method !== 'POST') return answer(405, { error: 'method not allowed' });
