@@ -456,6 +456,8 @@ export function createClient(options) {
     const body = joinBatch(items);
     for (let attempt = 0; ; attempt += 1) {
       const result = await post(body);
+      // A page unload took these events over while the request was out; the beacon owns them now.
+      if (/** @type {string} */ (batch.state) === 'handedOff') return;
       const verdict = classify(result);
       if (verdict === 'ok') {
         counters.inFlight -= items.length;
@@ -476,7 +478,7 @@ export function createClient(options) {
         counters.retries += 1;
         batch.state = 'waiting';
         await sleep(retryDelay(attempt, result), batch);
-        // onPageHide may have changed the state while we slept.
+        // handOff() may have changed the state while we slept.
         if (/** @type {string} */ (batch.state) === 'handedOff') return;
       }
       if (closed) {
@@ -582,12 +584,18 @@ export function createClient(options) {
     }));
   }
 
-  /** Hand everything not yet answered to the browser before the page goes away. */
-  function onPageHide() {
+  /**
+   * Hand everything not yet answered to the browser before the page goes away: the queue and a batch waiting
+   * for a retry. On `pagehide` the page is being unloaded and will cancel a request still in flight, so that
+   * batch goes too (should the request complete after all, the collector sees its event ids twice and the
+   * pipeline's event_id dedupe absorbs it). A mere `visibilitychange` (tab switch) leaves it alone.
+   * @param {boolean} unloading
+   */
+  function handOff(unloading) {
     if (closed) return;
     /** @type {QueueItem[]} */
     const items = [];
-    if (current !== null && current.state === 'waiting') {
+    if (current !== null && (current.state === 'waiting' || (unloading && current.state === 'sending'))) {
       current.state = 'handedOff';
       counters.inFlight -= current.items.length;
       items.push(...current.items);
@@ -602,7 +610,11 @@ export function createClient(options) {
   }
 
   function onVisibilityChange() {
-    if (/** @type {any} */ (doc)?.visibilityState === 'hidden') onPageHide();
+    if (/** @type {any} */ (doc)?.visibilityState === 'hidden') handOff(false);
+  }
+
+  function onPageHide() {
+    handOff(true);
   }
 
   /** @param {QueueItem[]} items */

@@ -160,6 +160,38 @@ test('a batch waiting for a retry is handed to the beacon and not retried afterw
   client.close();
 });
 
+test('a request still in flight is handed to the beacon on pagehide, not on a mere tab switch', async () => {
+  /** @type {(response: Response) => void} */
+  let answerFirst = () => {};
+  const { page, beacon, fake, client, cb } = setup({
+    fetchHandler: (call, index) => (index === 0
+      ? new Promise((resolve) => { answerFirst = resolve; })
+      : jsonResponse(200, { accepted: call.events.length, rejected: [] })),
+    options: { batchSize: 2 },
+  });
+  const inFlight = [client.impression('v1'), client.impression('v2')];
+  await waitFor(() => fake.calls.length === 1);
+  const queued = [client.click('v1', 'share', 9)];
+
+  page.hide();
+  assert.deepEqual(await beacon.events(), queued, 'a tab switch sends the queue only');
+  page.pagehide();
+  assert.equal(beacon.calls.length, 2);
+  assert.deepEqual(JSON.parse(await beacon.calls[1].data.text()), inFlight, 'unloading: the in-flight batch too');
+  assert.deepEqual({ beaconed: client.stats().beaconed, inFlight: client.stats().inFlight }, { beaconed: 3, inFlight: 0 });
+
+  // The page survived after all (back/forward cache) and the request completes: nothing is counted twice.
+  answerFirst(jsonResponse(200, { accepted: 2, rejected: [] }));
+  await client.flush();
+  await delay(10);
+  const s = client.stats();
+  assert.deepEqual({ accepted: s.accepted, beaconed: s.beaconed, requests: s.requests }, { accepted: 0, beaconed: 3, requests: 3 });
+  assert.equal(accountedFor(s), s.tracked);
+  assert.equal(fake.calls.length, 1);
+  assert.deepEqual(cb.errors, []);
+  client.close();
+});
+
 test('close() removes the page listeners', () => {
   const { page, beacon, client } = setup();
   client.impression('v1');

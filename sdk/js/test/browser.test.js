@@ -34,7 +34,7 @@ function pageHtml(collectorEndpoint) {
   import { createClient } from '/clickpulse.js';
   const errors = [];
   const client = createClient({
-    endpoint: ${JSON.stringify(collectorEndpoint)}, writeKey: 'wk_test', batchSize: 3, flushIntervalMs: 100,
+    endpoint: ${JSON.stringify(collectorEndpoint)}, writeKey: 'wk_test', batchSize: 3, flushIntervalMs: 60000,
     baseBackoffMs: 1, onError: (e) => errors.push(e.code + ': ' + e.message),
   });
   client.identify('browser-user');
@@ -98,7 +98,10 @@ test('in Chromium: module script, cross-origin fetch with Retry-After, sendBeaco
   ], { detached: true, stdio: 'ignore' });
   try {
     const beaconArrived = () => collector.requests.some((r) => r.method === 'POST' && r.auth === 'query');
-    await waitFor(() => report !== null && beaconArrived(), 30_000);
+    await waitFor(() => report !== null && beaconArrived(), 30_000).catch((err) => {
+      const seen = collector.requests.map((r) => `${r.method} ${r.auth} ${r.status}`).join(', ');
+      throw new Error(`${err.message}; report ${report === null ? 'missing' : 'received'}; collector saw: ${seen}`);
+    });
 
     assert.deepEqual(report.errors, []);
     const posts = collector.requests.filter((r) => r.method === 'POST');
