@@ -497,8 +497,7 @@ export function createClient(options) {
   function retryDelay(attempt, result) {
     const hinted = parseRetryAfter(result.retryAfter, now());
     if (hinted !== null) return Math.min(hinted, maxRetryAfterMs);
-    const ceiling = Math.min(maxBackoffMs, baseBackoffMs * 2 ** attempt);
-    return Math.floor(random() * ceiling);
+    return backoffDelay(attempt, baseBackoffMs, maxBackoffMs, random);
   }
 
   /**
@@ -826,6 +825,17 @@ async function readResponse(res) {
 /** @param {HttpResult} result */
 function describe(result) {
   return result.status ? `HTTP ${result.status}` : `network error: ${errorMessage(result.error)}`;
+}
+
+/**
+ * Exponential backoff with full jitter: a uniform wait in [0, min(maxMs, baseMs * 2^attempt)).
+ * @param {number} attempt 0 for the first retry
+ * @param {number} baseMs
+ * @param {number} maxMs
+ * @param {() => number} random uniform [0, 1)
+ */
+export function backoffDelay(attempt, baseMs, maxMs, random) {
+  return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
 }
 
 /**

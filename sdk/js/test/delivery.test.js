@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createClient, parseRetryAfter } from '../src/clickpulse.js';
+import { backoffDelay, createClient, parseRetryAfter } from '../src/clickpulse.js';
 import { startCollector } from '../test-support/collector.js';
 import { accountedFor, callbacks, fakeFetch, jsonResponse, memoryStorage } from '../test-support/fakes.js';
 
@@ -70,8 +70,14 @@ test('backoff is exponential with full jitter', async () => {
   await client.flush();
   const gaps = delays.slice(1).map((at, i) => at - delays[i]);
   const expected = [40, 80, 160, 320].map((ms) => Math.floor(0.999 * ms));
-  gaps.forEach((gap, i) => assert.ok(gap >= expected[i] - 2 && gap < expected[i] + 150, `gap ${i}: ${gap} ms, expected ~${expected[i]}`));
+  // Timers never fire early (1 ms of rounding aside); a busy machine may only make them late.
+  gaps.forEach((gap, i) => assert.ok(gap >= expected[i] - 2, `gap ${i}: ${gap} ms, expected >= ${expected[i]}`));
   assert.equal(client.stats().retries, 4);
+
+  // The schedule itself, exactly: uniform below min(max, base * 2^attempt).
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map((n) => backoffDelay(n, 500, 10_000, () => 0.999)), [499, 999, 1998, 3996, 7992, 9990]);
+  assert.deepEqual([0, 3, 9].map((n) => backoffDelay(n, 500, 10_000, () => 0)), [0, 0, 0]);
+  assert.equal(backoffDelay(2, 500, 10_000, () => 0.5), 1000);
 
   // random() = 0: full jitter may retry at once.
   const fast = fakeFetch((call, index) => (index < 3 ? jsonResponse(502, {}) : jsonResponse(200, { accepted: 1, rejected: [] })));
@@ -81,7 +87,7 @@ test('backoff is exponential with full jitter', async () => {
   eager.impression('v');
   const started = performance.now();
   await eager.flush();
-  assert.ok(performance.now() - started < 1_000);
+  assert.ok(performance.now() - started < 2_500, "random() = 0 means no wait, not baseBackoffMs");
   assert.equal(eager.stats().accepted, 1);
   client.close();
   eager.close();
@@ -116,7 +122,7 @@ test('Retry-After on 429 is honoured instead of the computed backoff', async () 
     assert.equal(collector.requests.length, 2);
     const waited = collector.requests[1].at - collector.requests[0].at;
     assert.ok(waited >= 990, `retried after ${waited} ms, Retry-After said 1 s`);
-    assert.ok(waited < 1_500, `retried after ${waited} ms`);
+    assert.ok(waited < 3_000, `retried after ${waited} ms`);
     assert.deepEqual(collector.acceptedIds, sent.map((e) => e.event_id));
     assert.equal(client.stats().retries, 1);
   } finally {
@@ -150,7 +156,7 @@ test('Retry-After on 503 is honoured, in seconds or as an HTTP date, and capped'
   });
   patient.impression('v');
   await patient.flush();
-  assert.ok(capped.calls[1].at - capped.calls[0].at < 1_000, 'an hour-long Retry-After is capped at maxRetryAfterMs');
+  assert.ok(capped.calls[1].at - capped.calls[0].at < 5_000, 'an hour-long Retry-After is capped at maxRetryAfterMs');
   patient.close();
 });
 
