@@ -150,6 +150,7 @@ class Simulator:
         self._wall_clock = wall_clock
         self._behaviour = ViewerBehaviour(self._rng, self.dimensions, config.behaviour)
         self._started = False
+        self._late_owed = 0
 
     def __iter__(self) -> Iterator[SimulatedRecord]:
         return self.records()
@@ -194,17 +195,26 @@ class Simulator:
             pool[slot] = self._behaviour.session()
 
     def _event_time(self, clock: int, start_ms: int, may_be_late: bool) -> tuple[int, bool, bool]:
-        """(event_time_ms, late, beyond the allowed lateness) for an event sent at ``clock``."""
+        """(event_time_ms, late, beyond the allowed lateness) for an event sent at ``clock``.
+
+        A late event must still fall inside the time range; one that cannot yet (early in the range) is
+        owed and placed on a later event, so the realised share matches ``late_share``.
+        """
         config, rng = self.config, self._rng
-        lateness_ms = config.allowed_lateness_minutes * 60_000
         if may_be_late and rng.random() < config.late_share:
+            self._late_owed += 1
+        if self._late_owed:
+            lateness_ms = config.allowed_lateness_minutes * 60_000
             beyond = rng.random() < config.late_beyond_share
             if beyond:
-                delay = rng.randint(lateness_ms * 3 // 2, lateness_ms * 6)
+                shortest, longest = lateness_ms * 3 // 2, lateness_ms * 6
             else:
-                delay = rng.randint(2 * LATE_THRESHOLD_MS, lateness_ms * 9 // 10)
-            if self._wall_clock is not None or clock - delay >= start_ms:
-                return clock - delay, True, beyond
+                shortest, longest = 2 * LATE_THRESHOLD_MS, lateness_ms * 9 // 10
+            if self._wall_clock is None:
+                longest = min(longest, clock - start_ms)
+            if longest >= shortest:
+                self._late_owed -= 1
+                return clock - rng.randint(shortest, longest), True, beyond
         jitter = rng.randrange(_MAX_JITTER_MS)
         if self._wall_clock is None and clock - jitter < start_ms:
             jitter = 0

@@ -78,10 +78,9 @@ class ViewerBehaviour:
         self._users = WeightedPicker(dimensions.users, [u.activity for u in dimensions.users])
         self._surfaces = WeightedPicker(list(SURFACES), list(_SURFACE_SHARES))
         self._devices = WeightedPicker([d for d, _ in _DEVICES], [w for _, w in _DEVICES])
-        versions = settings.model_versions
-        self._models = WeightedPicker(
-            list(versions), [0.7] + [0.3 / max(1, len(versions) - 1)] * (len(versions) - 1)
-        )
+        versions = settings.model_versions  # the first is the champion (70 %), the rest share the remainder
+        challengers = [0.3 / max(1, len(versions) - 1)] * (len(versions) - 1)
+        self._models = WeightedPicker(list(versions), [0.7, *challengers])
         self._phase_pickers = {
             phase: WeightedPicker(list(weights), list(weights.values()))
             for phase, weights in _PHASE_BUTTONS.items()
@@ -92,13 +91,13 @@ class ViewerBehaviour:
         for video in dimensions.videos:
             by_genre.setdefault(video.genre, []).append(video)
         self._by_genre = {g: WeightedPicker(vs, [pop[v.video_id] for v in vs]) for g, vs in by_genre.items()}
-        self._cluster_genres = {
-            c.cluster_id: WeightedPicker(
-                [g for g in c.genres if g in by_genre], [w for g, w in c.genres.items() if g in by_genre]
-            )
-            for c in dimensions.clusters
-            if any(g in by_genre for g in c.genres)
-        }
+        self._cluster_genres: dict[str, WeightedPicker[str]] = {}
+        for cluster in dimensions.clusters:
+            present = {genre: weight for genre, weight in cluster.genres.items() if genre in by_genre}
+            if present:  # a tiny catalog may lack a cluster's genres; its users then pick by popularity
+                self._cluster_genres[cluster.cluster_id] = WeightedPicker(
+                    list(present), list(present.values())
+                )
 
     def pick_video(self, user: User) -> Video:
         genres = self._cluster_genres.get(user.cluster_id)

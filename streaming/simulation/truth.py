@@ -199,34 +199,43 @@ _COUNTED_FIELDS: Final = (
 )
 
 
-def recount_lines(
-    lines: Iterable[bytes], *, allowed_lateness_minutes: int, late_threshold_ms: int = LATE_THRESHOLD_MS
-) -> Truth:
-    """Recount from raw payloads: contract validation, first-seen event_id, lateness from a watermark.
+class Recounter:
+    """Counts validated records as they stream past: first-seen event_id, lateness from a watermark.
 
-    The file has no send times, so lateness is judged against the newest event_time seen so far, which
+    A file has no send times, so lateness is judged against the newest event_time seen so far, which
     tracks the send clock closely while traffic is dense (gaps between records well under 5 minutes).
     """
-    truth = Truth()
-    seen: set[str] = set()
-    watermark: int | None = None
-    allowed_ms = allowed_lateness_minutes * 60_000
-    for line in lines:
-        outcome = decode_and_validate(line)
-        event: EventV1 | None = outcome.event
+
+    def __init__(self, *, allowed_lateness_minutes: int, late_threshold_ms: int = LATE_THRESHOLD_MS) -> None:
+        self.truth = Truth()
+        self._seen: set[str] = set()
+        self._watermark: int | None = None
+        self._allowed_ms = allowed_lateness_minutes * 60_000
+        self._threshold_ms = late_threshold_ms
+
+    def add(self, event: EventV1 | None) -> None:
+        """Count one record: ``None`` for a payload the contract rejected."""
         if event is None:
-            truth.add_malformed()
-            continue
-        if event.event_id in seen:
-            truth.add_duplicate()
-            continue
-        seen.add(event.event_id)
+            self.truth.add_malformed()
+            return
+        if event.event_id in self._seen:
+            self.truth.add_duplicate()
+            return
+        self._seen.add(event.event_id)
         moment = epoch_ms(event.event_time)
-        behind = 0 if watermark is None else watermark - moment
-        watermark = moment if watermark is None else max(watermark, moment)
+        behind = 0 if self._watermark is None else self._watermark - moment
+        self._watermark = moment if self._watermark is None else max(self._watermark, moment)
         fields = {name: getattr(event, name) for name in _COUNTED_FIELDS}
-        truth.add_event(fields, moment, late=behind > late_threshold_ms, beyond_lateness=behind > allowed_ms)
-    return truth
+        late = behind > self._threshold_ms
+        self.truth.add_event(fields, moment, late=late, beyond_lateness=behind > self._allowed_ms)
+
+
+def recount_lines(lines: Iterable[bytes], *, allowed_lateness_minutes: int) -> Truth:
+    """Recount from raw payloads using only the contract, independent of the simulator's bookkeeping."""
+    recounter = Recounter(allowed_lateness_minutes=allowed_lateness_minutes)
+    for line in lines:
+        recounter.add(decode_and_validate(line).event)
+    return recounter.truth
 
 
 def read_ndjson_lines(path: Path) -> Iterable[bytes]:
