@@ -13,9 +13,9 @@ Backpressure: the queue holds at most ``max_queue`` events. When it is full ``tr
 ``enqueue_timeout_s`` and then raises ``QueueFullError``: events are never dropped silently. Queued
 events are flushed at ``close()``, on leaving the ``with`` block, and at interpreter exit (atexit).
 
+    click = {"event_type": "click", "user_id": "u1", "session_id": "s1", "video_id": "v1"}
     with ClickPulseClient("http://127.0.0.1:8001", "dev-write-key") as client:
-        client.track({"event_type": "click", "user_id": "u1", "session_id": "s1", "video_id": "v1",
-                      "button_id": "play", "playback_position_s": 0.0})
+        client.track({**click, "button_id": "play", "playback_position_s": 0.0})
 """
 
 from __future__ import annotations

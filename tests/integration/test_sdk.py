@@ -18,8 +18,15 @@ from clickpulse.settings import Settings
 from streaming.collector import create_app
 from streaming.collector.app import collector_producer_config
 from streaming.sdk import ClickPulseClient, QueueFullError, RejectedEvent
-from tests.integration.test_collector import READ_KEY, WRITE_KEY, _closed_port, collector_settings
-from tests.support.ingest import make_event, read_topic, serve
+from tests.support.ingest import (
+    READ_KEY,
+    WRITE_KEY,
+    closed_port,
+    collector_settings,
+    make_event,
+    read_topic,
+    serve,
+)
 
 FAST = {"backoff_base_s": 0.05, "backoff_max_s": 0.5}
 
@@ -193,7 +200,7 @@ def test_send_raw_reports_rejections_and_dead_letters(topics: Settings, collecto
 def test_full_queue_blocks_then_raises_and_close_counts_failures() -> None:
     failed: list[bytes] = []
     client = ClickPulseClient(
-        f"http://127.0.0.1:{_closed_port()}",
+        f"http://127.0.0.1:{closed_port()}",
         WRITE_KEY,
         batch_size=100,
         flush_interval_s=60,
@@ -213,3 +220,25 @@ def test_full_queue_blocks_then_raises_and_close_counts_failures() -> None:
     assert client.stats["retries"] >= 1  # it did try, with backoff, until close gave up
     with pytest.raises(RuntimeError, match="closed"):
         client.track(make_event())
+
+
+def test_simulator_traffic_through_sdk_and_collector(topics: Settings, collector_url: str) -> None:
+    from streaming.replay import write_to_collector
+    from streaming.simulator import SimulationConfig, Simulator
+
+    config = SimulationConfig(users=40, videos=15, events=1500, malformed_share=0.05, duplicate_share=0.03)
+    records = list(Simulator(config))
+    valid = [r for r in records if r.valid]
+    malformed = [r.payload for r in records if not r.valid]
+    assert malformed and len(valid) > len(malformed)
+
+    report = write_to_collector(records, endpoint=collector_url, write_key=WRITE_KEY, batch_size=200)
+
+    assert report.produced == len(records) and report.skipped == 0
+    bootstrap = topics.kafka_bootstrap_servers
+    raw = read_topic(bootstrap, topics.topic_raw, len(valid))
+    assert _ids(raw) == Counter(str(r.event["event_id"]) for r in valid if r.event is not None)
+    for record in raw:  # keyed by user_id, as the simulator's own Kafka writer keys them
+        assert record.key() == str(orjson.loads(record.value())["user_id"]).encode()
+    dead = read_topic(bootstrap, topics.topic_dlq, len(malformed))
+    assert Counter(d.value() for d in dead) == Counter(malformed)
