@@ -1,0 +1,156 @@
+"""`clickpulse stack up|down|status`: start what is missing, reuse what answers, stop what we started."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from clickpulse.settings import Settings
+from clickpulse.stack import kafka, redis_server
+from clickpulse.stack.addresses import is_loopback, parse_bootstrap, parse_redis_url
+from clickpulse.stack.processes import StackError, load_managed, port_open, stop
+from clickpulse.stack.topics import ensure_topics, project_topics
+
+logger = logging.getLogger(__name__)
+
+KAFKA = "kafka"
+KAFKA_CLUSTER = "kafka-cluster"
+REDIS = "redis"
+REDIS_CLUSTER = "redis-cluster"
+CLUSTER_BOOTSTRAP = ",".join(n.bootstrap for n in kafka.cluster_nodes())
+CLUSTER_REDIS_URL = f"redis://127.0.0.1:{redis_server.CLUSTER_PORTS[0]}/0"
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    address: str
+    up: bool
+    version: str
+    started_by_project: bool
+
+    def line(self) -> str:
+        state = "up" if self.up else "down"
+        owner = "started by clickpulse" if self.started_by_project else "external"
+        if not self.up:
+            owner = "-"
+        return f"{self.name:<14} {self.address:<48} {state:<5} {self.version:<10} {owner}"
+
+
+def up(settings: Settings, cluster: bool = False) -> list[ServiceStatus]:
+    """Bring up Kafka (single node or 3-broker cluster), Redis, and the project topics."""
+    if cluster:
+        _up_kafka_cluster(settings)
+        _up_redis_cluster(settings)
+    else:
+        _up_kafka(settings)
+        _up_redis(settings)
+    return status(settings, cluster=cluster)
+
+
+def _up_kafka(settings: Settings) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    if not kafka.answers(bootstrap):
+        hosts = parse_bootstrap(bootstrap)
+        if len(hosts) != 1 or not is_loopback(hosts[0][0]):
+            raise StackError(
+                f"Kafka at {bootstrap} does not answer, and ClickPulse only starts Kafka on a "
+                "single loopback address; start your cluster or fix KAFKA_BOOTSTRAP_SERVERS"
+            )
+        host, port = hosts[0]
+        if port_open(host, port):
+            raise StackError(
+                f"port {port} is taken by something that is not a Kafka broker; free it or set "
+                "KAFKA_BOOTSTRAP_SERVERS to another address"
+            )
+        nodes = kafka.single_node(host, port)
+        logger.info("starting Kafka %s on %s", kafka.kafka_version(), bootstrap)
+        started = kafka.start_nodes(
+            settings.data_dir, settings.cache_dir, KAFKA, nodes, settings.topic_partitions
+        )
+        kafka.wait_ready(bootstrap, 1, settings.stack_start_timeout_s, [p.log_file for p in started])
+    ensure_topics(bootstrap, project_topics(settings), replication=1)
+
+
+def _up_kafka_cluster(settings: Settings) -> None:
+    nodes = kafka.cluster_nodes()
+    started = kafka.start_nodes(
+        settings.data_dir, settings.cache_dir, KAFKA_CLUSTER, nodes, settings.topic_partitions
+    )
+    kafka.wait_ready(CLUSTER_BOOTSTRAP, 3, settings.stack_start_timeout_s, [p.log_file for p in started])
+    ensure_topics(CLUSTER_BOOTSTRAP, project_topics(settings), replication=3)
+
+
+def _up_redis(settings: Settings) -> None:
+    url = settings.redis_url
+    if redis_server.answers(url) is not None:
+        return
+    host, port = parse_redis_url(url)
+    if not is_loopback(host):
+        raise StackError(
+            f"Redis at {url} does not answer, and ClickPulse only starts Redis on loopback; "
+            "start your Redis or fix REDIS_URL"
+        )
+    if port_open(host, port):
+        raise StackError(
+            f"port {port} is taken by something that does not speak Redis; free it or set REDIS_URL"
+        )
+    proc = redis_server.start_instance(settings.data_dir, REDIS, host, port, settings.redis_maxmemory)
+    redis_server.wait_ready(url, settings.stack_start_timeout_s, proc.log_file if proc else None)
+
+
+def _up_redis_cluster(settings: Settings) -> None:
+    for port in redis_server.CLUSTER_PORTS:
+        name = f"{REDIS_CLUSTER}-{port}"
+        proc = redis_server.start_instance(
+            settings.data_dir, name, "127.0.0.1", port, settings.redis_maxmemory, cluster=True
+        )
+        redis_server.wait_ready(
+            f"redis://127.0.0.1:{port}/0", settings.stack_start_timeout_s, proc.log_file if proc else None
+        )
+    redis_server.create_cluster("127.0.0.1", redis_server.CLUSTER_PORTS)
+
+
+def down(settings: Settings, cluster: bool = False) -> list[str]:
+    """Stop what this project started (both modes unless ``cluster`` limits it); returns their names."""
+    names = [f"{KAFKA_CLUSTER}-{n.node_id}" for n in kafka.cluster_nodes()]
+    names += [f"{REDIS_CLUSTER}-{p}" for p in redis_server.CLUSTER_PORTS]
+    if not cluster:
+        names = [f"{KAFKA}-1", REDIS, *names]
+    return [name for name in names if stop(settings.data_dir, name)]
+
+
+def status(settings: Settings, cluster: bool = False) -> list[ServiceStatus]:
+    out = [
+        _kafka_status(KAFKA, f"{KAFKA}-1", settings.kafka_bootstrap_servers, settings),
+        _redis_status(REDIS, REDIS, settings.redis_url, settings),
+    ]
+    if cluster or any(
+        load_managed(settings.data_dir, f"{KAFKA_CLUSTER}-{n.node_id}") for n in kafka.cluster_nodes()
+    ):
+        for node in kafka.cluster_nodes():
+            out.append(
+                _kafka_status(
+                    f"kafka-node-{node.node_id}", f"{KAFKA_CLUSTER}-{node.node_id}", node.bootstrap, settings
+                )
+            )
+        for port in redis_server.CLUSTER_PORTS:
+            out.append(
+                _redis_status(
+                    f"redis-{port}", f"{REDIS_CLUSTER}-{port}", f"redis://127.0.0.1:{port}/0", settings
+                )
+            )
+    return out
+
+
+def _kafka_status(label: str, proc_name: str, bootstrap: str, settings: Settings) -> ServiceStatus:
+    managed = load_managed(settings.data_dir, proc_name)
+    alive = kafka.answers(bootstrap, timeout_s=2)
+    version = managed.version if managed else ("4.x (external)" if alive else "-")
+    return ServiceStatus(label, bootstrap, alive, version, managed is not None)
+
+
+def _redis_status(label: str, proc_name: str, url: str, settings: Settings) -> ServiceStatus:
+    managed = load_managed(settings.data_dir, proc_name)
+    version = redis_server.answers(url)
+    return ServiceStatus(label, url, version is not None, version or "-", managed is not None)

@@ -1,0 +1,146 @@
+"""Redis from the Debian package, with AOF and an eviction policy that never evicts live counters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from clickpulse.settings import PROJECT_ROOT
+from clickpulse.stack.processes import ManagedProcess, StackError, load_managed, log_tail, spawn
+
+logger = logging.getLogger(__name__)
+
+CONF_TEMPLATE = PROJECT_ROOT / "stack" / "redis" / "redis.conf.tmpl"
+CLUSTER_PORTS = (17001, 17002, 17003)
+
+
+def ensure_redis_server() -> str:
+    """Path of redis-server, installing the Debian package when running as root and it is missing."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise StackError(
+            "redis-server is not on PATH. Install it (Debian/Ubuntu: sudo apt-get install "
+            "redis-server; macOS: brew install redis) or point REDIS_URL at a running Redis."
+        )
+    logger.info("installing redis-server with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise StackError(f"{' '.join(argv)} failed:\n{result.stderr[-2000:]}")
+    found = shutil.which("redis-server")
+    if not found:
+        raise StackError("apt-get installed redis-server but it is not on PATH")
+    return found
+
+
+def redis_server_version(binary: str) -> str:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
+    for part in out.split():
+        if part.startswith("v="):
+            return part[2:]
+    return "unknown"
+
+
+def render_config(data_dir: Path, name: str, host: str, port: int, maxmemory: str, cluster: bool) -> Path:
+    node_dir = data_dir / "redis" / name
+    node_dir.mkdir(parents=True, exist_ok=True)
+    cluster_lines = ""
+    if cluster:
+        cluster_lines = (
+            f"cluster-enabled yes\ncluster-config-file nodes-{port}.conf\n"
+            "cluster-node-timeout 5000\ncluster-require-full-coverage no\n"
+        )
+    conf = node_dir / "redis.conf"
+    conf.write_text(
+        CONF_TEMPLATE.read_text().format(
+            host=host, port=port, data_dir=node_dir, maxmemory=maxmemory, cluster_lines=cluster_lines
+        )
+    )
+    return conf
+
+
+def start_instance(
+    data_dir: Path, name: str, host: str, port: int, maxmemory: str, cluster: bool = False
+) -> ManagedProcess | None:
+    """Start one redis-server unless this project already runs it; None when it was running."""
+    if load_managed(data_dir, name) is not None:
+        return None
+    binary = ensure_redis_server()
+    conf = render_config(data_dir, name, host, port, maxmemory, cluster)
+    return spawn(
+        data_dir, name, [binary, str(conf)], address=f"{host}:{port}", version=redis_server_version(binary)
+    )
+
+
+def wait_ready(url: str, timeout_s: float, log_file: str | None) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            if client.ping():
+                info = client.info("persistence")
+                if not info.get("loading", 0):
+                    return
+                last = "loading the AOF"
+        except Exception as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise StackError(
+        f"Redis at {url} did not answer PING within {timeout_s:.0f}s ({last}).\n"
+        f"{log_tail(log_file) if log_file else ''}"
+    )
+
+
+def answers(url: str) -> str | None:
+    """The server version when Redis answers at ``url``, else None."""
+    import redis
+
+    try:
+        info = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).info("server")
+        return str(info.get("redis_version", "unknown"))
+    except Exception:
+        return None
+
+
+def create_cluster(host: str, ports: tuple[int, ...]) -> None:
+    """Join the instances into a cluster of masters (no replicas) unless they already form one."""
+    import redis
+
+    def cluster_ok(port: int) -> bool:
+        info = redis.Redis(host=host, port=port, decode_responses=True).cluster("info")
+        return str(info.get("cluster_state")) == "ok" and int(info.get("cluster_known_nodes", 0)) == len(
+            ports
+        )
+
+    if cluster_ok(ports[0]):
+        return
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise StackError("redis-cli (from the redis-tools package) is needed to form the Redis Cluster")
+    nodes = [f"{host}:{p}" for p in ports]
+    result = subprocess.run(
+        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(
+            f"redis-cli --cluster create failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(cluster_ok(p) for p in ports):
+            return
+        time.sleep(0.3)
+    raise StackError("the Redis Cluster did not reach cluster_state:ok within 30s")

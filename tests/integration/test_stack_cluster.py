@@ -1,0 +1,71 @@
+"""Cluster mode: 3 KRaft brokers and a 3-master Redis Cluster on loopback ports."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Producer
+from redis.cluster import RedisCluster
+
+from clickpulse.settings import Settings
+from clickpulse.stack import launcher
+from clickpulse.stack.processes import stop
+from clickpulse.stack.topics import ensure_topics
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(settings: Settings) -> Settings:
+    launcher.up(settings, cluster=True)
+    return settings
+
+
+def test_cluster_key_lands_on_owning_node(cluster: Settings) -> None:
+    client = RedisCluster.from_url(launcher.CLUSTER_REDIS_URL)
+    keys = [f"test:{{video:{i}}}:clicks" for i in range(30)]
+    for key in keys:
+        client.set(key, key)
+    slots = client.cluster_slots()
+    for key in keys:
+        slot = client.keyslot(key)
+        owner = next(node for (lo, hi), node in slots.items() if lo <= slot <= hi)
+        import redis
+
+        direct = redis.Redis(host=owner["primary"][0], port=owner["primary"][1])
+        assert direct.get(key) == key.encode()
+    nodes_with_keys = {
+        next(n["primary"] for (lo, hi), n in slots.items() if lo <= client.keyslot(k) <= hi) for k in keys
+    }
+    assert len(nodes_with_keys) == 3, "30 keys should spread over all three masters"
+    for key in keys:
+        client.delete(key)
+
+
+def test_replicated_topic_accepts_writes_with_a_broker_down(cluster: Settings, unique_name) -> None:
+    topic = unique_name("rf3")
+    ensure_topics(launcher.CLUSTER_BOOTSTRAP, {topic: 3}, replication=3)
+    assert stop(cluster.data_dir, "kafka-cluster-3")
+    try:
+        producer = Producer(
+            {
+                "bootstrap.servers": launcher.CLUSTER_BOOTSTRAP,
+                "acks": "all",
+                "enable.idempotence": True,
+                "message.timeout.ms": 30000,
+            }
+        )
+        delivered: list[str] = []
+        for i in range(30):
+            producer.produce(
+                topic,
+                value=str(i).encode(),
+                on_delivery=lambda err, msg: delivered.append("ok" if err is None else str(err)),
+            )
+        producer.flush(45)
+        assert delivered == ["ok"] * 30
+    finally:
+        began = time.monotonic()
+        launcher.up(cluster, cluster=True)
+        assert time.monotonic() - began < 120
