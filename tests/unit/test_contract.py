@@ -181,7 +181,7 @@ event_like = st.dictionaries(contract_keys, json_values, max_size=12)
 mutated_clicks = st.builds(lambda updates: {**click(), **updates}, event_like)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(json_values, event_like, mutated_clicks))
 def test_validate_event_never_raises(obj: object) -> None:
     outcome = validate_event(obj)
@@ -189,7 +189,7 @@ def test_validate_event_never_raises(obj: object) -> None:
     assert all(": " in message for message in outcome.errors)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200) | st.builds(lambda v: json.dumps(v).encode(), json_values | event_like))
 def test_decode_and_validate_never_raises(raw: bytes) -> None:
     outcome = decode_and_validate(raw)
