@@ -174,7 +174,9 @@ class StateWriter:
             user = users.get(ev.user_id)
             if user is None:
                 user = users[ev.user_id] = _Group(ks.user(ev.user_id), "u")
-            user.events.append([e.partition, e.offset, kind, button, ev.video_id, int(e.event_time_s * 1000)])
+            user.events.append(
+                [e.partition, e.offset, kind, button, ev.video_id, round(e.event_time_s * 1000)]
+            )
             user.members.append(e)
             if e.is_late:
                 continue
