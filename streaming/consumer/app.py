@@ -78,6 +78,7 @@ class _InFlight:
     phase_one_done: threading.Event = field(default_factory=threading.Event)
     attributes: dict[str, UserAttributes] | None = None
     duplicates: int = 0
+    written_at: float = 0.0
     future: Future[dict[str, list[CountedEvent]]] | None = None
 
 
@@ -256,7 +257,9 @@ class RealtimeConsumer:
         flight.attributes = self.enricher.lookup(e.event.user_id for e in events)
         flight.duplicates = self.writer.phase_one(events)
         flight.phase_one_done.set()
-        return self.writer.phase_two([e for e in events if e.first])
+        applied = self.writer.phase_two([e for e in events if e.first])
+        flight.written_at = time.time()
+        return applied
 
     def _finish_pending(self) -> bool:
         """Complete the batch in flight; False when asked to stop before it succeeded."""
@@ -287,7 +290,9 @@ class RealtimeConsumer:
             flight.future.result()  # raises the worker's error
         self._produce_batch(flight.batch, flight.attributes or {})
         applied_clicks = flight.future.result()
-        return self._acknowledged(flight.batch, ApplyResult(flight.duplicates, applied_clicks))
+        return self._acknowledged(
+            flight.batch, ApplyResult(flight.duplicates, applied_clicks), flight.written_at
+        )
 
     def _retry(self, batch: DecodedBatch) -> ApplyResult | None:
         """Run the whole batch again in this thread until it succeeds (every step is idempotent or
@@ -302,8 +307,9 @@ class RealtimeConsumer:
                 attributes = self.enricher.lookup(e.event.user_id for e in batch.events)
                 duplicates = self.writer.phase_one(batch.events)
                 applied = self.writer.phase_two([e for e in batch.events if e.first])
+                written_at = time.time()
                 self._produce_batch(batch, attributes)
-                return self._acknowledged(batch, ApplyResult(duplicates, applied))
+                return self._acknowledged(batch, ApplyResult(duplicates, applied), written_at)
             except RETRYABLE as exc:
                 attempt += 1
                 self._count_failure(exc, attempt)
@@ -332,9 +338,10 @@ class RealtimeConsumer:
                 letter.value, letter.key, letter.partition, letter.offset, letter.reason
             )
 
-    def _acknowledged(self, batch: DecodedBatch, result: ApplyResult) -> ApplyResult:
-        """Redis has the batch; wait until Kafka confirmed every enriched record and dead letter."""
-        self._observe_latency(batch.events, time.time())
+    def _acknowledged(self, batch: DecodedBatch, result: ApplyResult, written_at: float) -> ApplyResult:
+        """Redis has the batch (since ``written_at``); wait until Kafka confirmed every enriched record
+        and dead letter."""
+        self._observe_latency(batch.events, written_at)
         remaining = self.producer.flush(FLUSH_TIMEOUT_S)
         if remaining:
             raise DeliveryError(f"{remaining} records not confirmed by Kafka within {FLUSH_TIMEOUT_S:.0f}s")
