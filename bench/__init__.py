@@ -1,1 +1,1 @@
-"""Benchmarks that print ratios against baselines measured in the same run (not run by CI)."""
+"""Benchmarks: each module's ``run()`` measures ClickPulse and its baseline in the same run."""
