@@ -1,0 +1,466 @@
+"""The realtime consumer: clicks.raw → Redis state, clicks.enriched, clicks.dlq, live Pub/Sub.
+
+One loop, one batch at a time:
+
+1. ``consume(num_messages=batch_size)``; decode and validate every record with the event contract.
+2. Look up user attributes (LRU, then one Redis pipeline for the misses).
+3. Apply the batch to Redis (``StateWriter``: dedupe, watermarks, a few Lua calls).
+4. Produce the first occurrences, enriched, to clicks.enriched (same key and Kafka timestamp as the
+   raw record) and the invalid records to clicks.dlq; wait until Kafka confirmed every delivery.
+5. Only then store the offsets; librdkafka commits stored offsets every second, on partition revoke
+   (synchronously, in the callback) and on close.
+
+A failure in steps 2-4 retries the whole batch (every step is idempotent or at-least-once), so a
+crash anywhere loses nothing and a replay counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from clickpulse.settings import Settings
+from streaming import dlq
+from streaming.consumer import metrics
+from streaming.consumer.enrichment import UNKNOWN, UserAttributes, UserAttributesCache
+from streaming.consumer.live import LivePublisher, UserClickHook, UserClickPublisher, user_clicks
+from streaming.consumer.records import CountedEvent, DecodedBatch, decode_batch
+from streaming.consumer.state import ApplyResult, StateWriter
+from streaming.contract import event_to_dict
+from streaming.kafka_io import consumer_config, producer_config
+from streaming.keyspace import Keyspace, Retention
+from streaming.redis_conn import Family, RedisRouter
+
+logger = logging.getLogger(__name__)
+
+STAGE = "consumer"
+FLUSH_TIMEOUT_S = 30.0
+MAX_BACKOFF_S = 5.0
+JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+LATENCY_SAMPLE_EVERY = 16
+
+
+def enriched_json(e: CountedEvent, attributes: UserAttributes | None) -> bytes:
+    """The contract JSON of the event plus user_country, user_tier, user_language, is_late, received_at."""
+    data = event_to_dict(e.event)
+    data.update((attributes or UNKNOWN).enrichment_fields())
+    data["is_late"] = e.is_late
+    if data.get("received_at") is None:
+        data["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
+    return orjson.dumps(data, option=JSON_OPTIONS)
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not confirm every enriched record or dead letter of a batch."""
+
+
+RETRYABLE = (redis.RedisError, KafkaException, DeliveryError, BufferError)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch whose Redis writes run in the worker thread."""
+
+    batch: DecodedBatch
+    began: float
+    phase_one_done: threading.Event = field(default_factory=threading.Event)
+    attributes: dict[str, UserAttributes] | None = None
+    duplicates: int = 0
+    written_at: float = 0.0
+    future: Future[dict[str, list[CountedEvent]]] | None = None
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counts since the consumer started (this process)."""
+
+    batches: int = 0
+    records: int = 0
+    counted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    late: int = 0
+    enriched: int = 0
+    retries: int = 0
+
+
+class RealtimeConsumer:
+    """The ``realtime`` consumer group member. ``run()`` until ``stop()``, N batches, or idle."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group: str | None = None,
+        batch_size: int | None = None,
+        router: RedisRouter | None = None,
+        keyspace: Keyspace | None = None,
+        user_click_hooks: Sequence[UserClickHook] | None = None,
+        from_beginning: bool = False,
+        consumer_overrides: Mapping[str, Any] | None = None,
+        record_latencies: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.group = group or settings.consumer_group
+        self.batch_size = batch_size or settings.consumer_batch_size
+        self.topic = settings.topic_raw
+        self.retention = Retention.from_settings(settings)
+        self._owns_router = router is None
+        self.router = router or RedisRouter.from_settings(settings)
+        self.keyspace = keyspace or Keyspace.from_settings(settings)
+        self.writer = StateWriter(self.router, self.keyspace, settings, self.topic)
+        self.enricher = UserAttributesCache(
+            self.router.client(Family.PROFILES),
+            self.keyspace,
+            settings.enrichment_cache_size,
+            settings.enrichment_cache_ttl_s,
+        )
+        live_client = self.router.client(Family.LIVE)
+        self.live = LivePublisher(live_client, self.keyspace, settings.live_publish_interval_ms / 1000)
+        self.user_click_hooks: list[UserClickHook] = (
+            list(user_click_hooks)
+            if user_click_hooks is not None
+            else [UserClickPublisher(live_client, self.keyspace)]
+        )
+        self.from_beginning = from_beginning
+        self.stats = RunStats()
+        self.latencies: list[float] | None = [] if record_latencies else None
+        self._stop = threading.Event()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-writer")
+        self._pending: _InFlight | None = None
+        self._delivery_errors: list[str] = []
+        self._reset_done: set[int] = set()
+        self._assigned: set[int] = set()
+        self._labels = {"group": self.group}
+
+        self.producer = Producer(producer_config(settings))
+        overrides = {"session.timeout.ms": settings.consumer_session_timeout_ms, **(consumer_overrides or {})}
+        self.consumer = Consumer(consumer_config(settings, self.group, **overrides))
+        self.consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        logger.info(
+            "consumer group %r subscribed to %s (batch size %d)", self.group, self.topic, self.batch_size
+        )
+
+    # Rebalance callbacks (run inside consume()).
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update(p.partition for p in partitions)
+        logger.info("assigned %s", sorted(p.partition for p in partitions))
+        if self.from_beginning:
+            fresh = [p for p in partitions if p.partition not in self._reset_done]
+            for p in fresh:
+                p.offset = OFFSET_BEGINNING
+                self._reset_done.add(p.partition)
+            if fresh:
+                consumer.incremental_assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info(
+            "revoked %s; completing the batch in flight, committing", sorted(p.partition for p in partitions)
+        )
+        self._finish_pending()
+        self._commit()
+        for p in partitions:
+            self._assigned.discard(p.partition)
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(self.group, self.topic, str(p.partition))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.warning(
+            "lost %s (session timed out); their batches will be replayed", [p.partition for p in partitions]
+        )
+        for p in partitions:
+            self._assigned.discard(p.partition)
+
+    def _commit(self) -> None:
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                logger.warning("commit failed: %s", exc)
+
+    # The loop.
+    def stop(self) -> None:
+        """Ask ``run`` to return after the current batch (safe from signal handlers and threads)."""
+        self._stop.set()
+
+    def run(
+        self,
+        *,
+        max_batches: int | None = None,
+        idle_timeout_s: float | None = None,
+        stop_when: Callable[[RunStats], bool] | None = None,
+    ) -> RunStats:
+        """Process batches until ``stop()``, ``max_batches``, ``stop_when(stats)``, or no record for
+        ``idle_timeout_s`` while partitions are assigned. Returns with no batch in flight.
+
+        Two batches overlap: while the worker thread writes batch N to Redis, this thread consumes and
+        decodes batch N+1; batch N then completes (enriched produce, flush, offsets) before N+1 starts.
+        """
+        last_activity = time.monotonic()
+        finished_at_start = self.stats.batches
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(
+                    num_messages=self.batch_size, timeout=self.settings.consumer_batch_timeout_s
+                )
+                batch = decode_batch(messages, self.retention.lateness_s) if messages else None
+                if not self._finish_pending():
+                    break
+                if batch is not None and batch.records:
+                    self._pending = self._start(batch)
+                    last_activity = time.monotonic()
+                elif batch is None:
+                    self.live.maybe_publish()
+                    if not self._assigned:
+                        last_activity = time.monotonic()
+                done = self.stats.batches - finished_at_start + (self._pending is not None)
+                if max_batches is not None and done >= max_batches:
+                    break
+                if stop_when is not None and stop_when(self._projected_stats()):
+                    break
+                if idle_timeout_s is not None and time.monotonic() - last_activity > idle_timeout_s:
+                    break
+        finally:
+            self._finish_pending()
+        return self.stats
+
+    def _projected_stats(self) -> RunStats:
+        """The stats as they will be once the batch in flight completes (for ``stop_when``)."""
+        if self._pending is None:
+            return self.stats
+        projected = copy.copy(self.stats)
+        projected.records += self._pending.batch.records
+        return projected
+
+    def _start(self, batch: DecodedBatch) -> _InFlight:
+        flight = _InFlight(batch, time.monotonic())
+        flight.future = self._worker.submit(self._redis_job, flight)
+        return flight
+
+    def _redis_job(self, flight: _InFlight) -> dict[str, list[CountedEvent]]:
+        """Worker thread: attributes, phase one (then signal), phase two."""
+        events = flight.batch.events
+        flight.attributes = self.enricher.lookup(e.event.user_id for e in events)
+        flight.duplicates = self.writer.phase_one(events)
+        flight.phase_one_done.set()
+        applied = self.writer.phase_two([e for e in events if e.first])
+        flight.written_at = time.time()
+        return applied
+
+    def _finish_pending(self) -> bool:
+        """Complete the batch in flight; False when asked to stop before it succeeded."""
+        flight, self._pending = self._pending, None
+        if flight is None:
+            return True
+        result: ApplyResult | None
+        try:
+            result = self._complete(flight)
+        except RETRYABLE as exc:
+            self._count_failure(exc, 1)
+            result = self._retry(flight.batch)
+            if result is None:
+                return False
+        self._store_offsets(flight.batch.next_offsets)
+        self._account(flight.batch, result, time.monotonic() - flight.began)
+        self._after_batch(flight.batch, result)
+        return True
+
+    def _complete(self, flight: _InFlight) -> ApplyResult:
+        """Produce the enriched records once phase one marked duplicates (phase two still runs in the
+        worker), then wait for Redis and for Kafka's acknowledgements."""
+        while not flight.phase_one_done.wait(0.05):
+            if flight.future is not None and flight.future.done():
+                break
+        assert flight.future is not None
+        if not flight.phase_one_done.is_set():
+            flight.future.result()  # raises the worker's error
+        self._produce_batch(flight.batch, flight.attributes or {})
+        applied_clicks = flight.future.result()
+        return self._acknowledged(
+            flight.batch, ApplyResult(flight.duplicates, applied_clicks), flight.written_at
+        )
+
+    def _retry(self, batch: DecodedBatch) -> ApplyResult | None:
+        """Run the whole batch again in this thread until it succeeds (every step is idempotent or
+        at-least-once); None when asked to stop first (its offsets stay uncommitted)."""
+        attempt = 1
+        while True:
+            delay = min(MAX_BACKOFF_S, 0.1 * 2**attempt)
+            if self._stop.wait(delay):
+                logger.warning("stopping with a failed batch; its offsets stay uncommitted")
+                return None
+            try:
+                attributes = self.enricher.lookup(e.event.user_id for e in batch.events)
+                duplicates = self.writer.phase_one(batch.events)
+                applied = self.writer.phase_two([e for e in batch.events if e.first])
+                written_at = time.time()
+                self._produce_batch(batch, attributes)
+                return self._acknowledged(batch, ApplyResult(duplicates, applied), written_at)
+            except RETRYABLE as exc:
+                attempt += 1
+                self._count_failure(exc, attempt)
+
+    def _count_failure(self, exc: Exception, attempt: int) -> None:
+        self.stats.retries += 1
+        if isinstance(exc, redis.RedisError):
+            metrics.REDIS_ERRORS.labels(**self._labels).inc()
+        else:
+            metrics.PRODUCE_ERRORS.labels(**self._labels).inc()
+        logger.warning("batch failed (attempt %d), retrying: %s", attempt, exc)
+
+    def _produce_batch(self, batch: DecodedBatch, attributes: Mapping[str, UserAttributes]) -> None:
+        self._delivery_errors.clear()
+        for e in batch.events:
+            if not e.first:
+                continue
+            self._produce(
+                self.settings.topic_enriched,
+                value=enriched_json(e, attributes.get(e.event.user_id)),
+                key=e.event.user_id.encode(),
+                timestamp=e.timestamp_ms,
+            )
+        for letter in batch.dead_letters:
+            self._produce_dead_letter(
+                letter.value, letter.key, letter.partition, letter.offset, letter.reason
+            )
+
+    def _acknowledged(self, batch: DecodedBatch, result: ApplyResult, written_at: float) -> ApplyResult:
+        """Redis has the batch (since ``written_at``); wait until Kafka confirmed every enriched record
+        and dead letter."""
+        self._observe_latency(batch.events, written_at)
+        remaining = self.producer.flush(FLUSH_TIMEOUT_S)
+        if remaining:
+            raise DeliveryError(f"{remaining} records not confirmed by Kafka within {FLUSH_TIMEOUT_S:.0f}s")
+        if self._delivery_errors:
+            raise DeliveryError(f"{len(self._delivery_errors)} deliveries failed: {self._delivery_errors[0]}")
+        self.stats.enriched += sum(1 for e in batch.events if e.first)
+        return result
+
+    def _observe_latency(self, events: list[CountedEvent], written_at: float) -> None:
+        """Kafka timestamp → Redis acknowledged; the histogram takes every 16th event (cheaper)."""
+        metric = metrics.EVENT_TO_REDIS_SECONDS.labels(**self._labels)
+        for i, e in enumerate(events):
+            latency = written_at - e.timestamp_ms / 1000
+            if i % LATENCY_SAMPLE_EVERY == 0:
+                metric.observe(latency)
+            if self.latencies is not None:
+                self.latencies.append(latency)
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            self._delivery_errors.append(str(err))
+
+    def _produce(self, topic: str, **kwargs: Any) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, on_delivery=self._on_delivery, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _produce_dead_letter(
+        self, value: bytes, key: bytes | None, partition: int, offset: int, reason: str
+    ) -> None:
+        while True:
+            try:
+                dlq.send_dead_letter(
+                    self.producer,
+                    self.settings.topic_dlq,
+                    value,
+                    reason,
+                    STAGE,
+                    key=key,
+                    source_topic=self.topic,
+                    partition=partition,
+                    offset=offset,
+                    on_delivery=self._on_delivery,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _store_offsets(self, next_offsets: Mapping[int, int]) -> None:
+        for partition, offset in next_offsets.items():
+            try:
+                self.consumer.store_offsets(offsets=[TopicPartition(self.topic, partition, offset)])
+            except KafkaException as exc:
+                # The partition was revoked while the batch ran; its new owner replays it (idempotently).
+                logger.info("offset %d of partition %d not stored: %s", offset, partition, exc)
+
+    def _account(self, batch: DecodedBatch, result: ApplyResult, seconds: float) -> None:
+        s = self.stats
+        counted = len(batch.events) - result.duplicates
+        late = sum(1 for e in batch.events if e.is_late and e.first)
+        s.batches += 1
+        s.records += batch.records
+        s.counted += counted
+        s.duplicates += result.duplicates
+        s.dead_letters += len(batch.dead_letters)
+        s.late += late
+        labels = self._labels
+        metrics.RECORDS.labels(**labels).inc(batch.records)
+        metrics.EVENTS.labels(outcome="counted", **labels).inc(counted)
+        metrics.EVENTS.labels(outcome="duplicate", **labels).inc(result.duplicates)
+        metrics.DUPLICATES.labels(**labels).inc(result.duplicates)
+        metrics.DEAD_LETTERS.labels(**labels).inc(len(batch.dead_letters))
+        metrics.LATE.labels(**labels).inc(late)
+        metrics.BATCH_SECONDS.labels(**labels).observe(seconds)
+        metrics.BATCH_SIZE.labels(**labels).observe(batch.records)
+        lag: dict[str, int] = {}
+        for partition, next_offset in batch.next_offsets.items():
+            try:
+                _low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high is None or high < 0:
+                continue
+            behind = max(0, high - next_offset)
+            lag[f"{self.topic}:{partition}"] = behind
+            metrics.LAG.labels(self.group, self.topic, str(partition)).set(behind)
+        self.live.set_lag(lag)
+
+    def _after_batch(self, batch: DecodedBatch, result: ApplyResult) -> None:
+        self.live.record(batch.events)
+        self.live.maybe_publish()
+        if not result.applied_clicks:
+            return
+        clicks = user_clicks(result.applied_clicks)
+        for hook in self.user_click_hooks:
+            try:
+                hook(clicks)
+            except Exception:
+                logger.exception("user click hook %r failed", hook)
+
+    def close(self) -> None:
+        """Commit what was stored, leave the group, flush the producer."""
+        try:
+            self._commit()
+            self.consumer.close()
+        finally:
+            self._worker.shutdown(wait=True)
+            self.producer.flush(FLUSH_TIMEOUT_S)
+            if self._owns_router:
+                self.router.close()
+        logger.info("consumer closed: %s", self.stats)
+
+    def __enter__(self) -> RealtimeConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

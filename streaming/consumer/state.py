@@ -1,0 +1,326 @@
+"""Applies one batch of events to Redis with exactly-once effect, in a few Lua calls.
+
+Two phases, each one pipeline per Redis client:
+
+1. ``live.lua`` over the video groups: event_id dedupe (seen-set) and each video's live counters, plus
+   its windows when the windows family shares the Redis. It tells which events are first occurrences;
+   a duplicate event_id from another offset is dropped everywhere.
+2. For first occurrences only: ``live.lua`` over the {global} group (totals, CTR, trending),
+   ``profile.lua`` over the user groups, and ``windows.lua`` when windows have their own Redis.
+
+Every call carries the groups of one Cluster hash slot (one call per slot), or on a single Redis a
+contiguous slice of the batch (at most ``consumer_lua_max_events`` events), plus one watermark key in
+the same slot that records, per partition, the highest offset its role applied. Calls skip offsets at
+or below it, so re-running a batch after a crash, a rebalance or a group reset never counts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
+
+from clickpulse.settings import Settings
+from streaming.consumer.records import CountedEvent
+from streaming.keyspace import (
+    EPS_TTL_S,
+    SEEN_BUCKET_S,
+    Keyspace,
+    Retention,
+    bucket_names,
+    slot_tag,
+    slot_value,
+)
+from streaming.redis_conn import Family, RedisClient, RedisRouter, is_cluster_client
+
+logger = logging.getLogger(__name__)
+
+SCRIPTS = ("live", "windows", "profile")
+KIND_CODES = {"click": "c", "impression": "i", "conversion": "v"}
+# Watermark roles: each stream of calls keeps its own offsets.
+ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "g", "w", "gw", "u"
+
+
+@dataclass(slots=True)
+class _Row:
+    """One event's arguments for one group (video, user or {global})."""
+
+    base_key: str
+    kind: str
+    args: list[Any]
+    member: CountedEvent | None = None
+
+
+@dataclass(slots=True)
+class _Group:
+    base_key: str
+    kind: str
+    events: list[list[Any]] = field(default_factory=list)
+    members: list[CountedEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Call:
+    client: RedisClient
+    script: str
+    groups: list[_Group]
+    watermark_key: str
+    header: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What one batch did: duplicates dropped, and per user the clicks applied for the first time."""
+
+    duplicates: int = 0
+    applied_clicks: dict[str, list[CountedEvent]] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=200_000)
+def _slot(key: str) -> int:
+    return int(key_slot(key.encode()))
+
+
+class ScriptSet:
+    """The Lua scripts registered on one client (``register_script``) and loaded on every node."""
+
+    def __init__(self, client: RedisClient) -> None:
+        from streaming.keyspace import lua_source
+
+        self.client = client
+        self.scripts = {name: client.register_script(lua_source(name)) for name in SCRIPTS}
+        self.load()
+
+    def load(self) -> None:
+        for script in self.scripts.values():
+            script.sha = self.client.script_load(script.script)
+
+    def sha(self, name: str) -> str:
+        return str(self.scripts[name].sha)
+
+
+class StateWriter:
+    """Writes batches to the Redis families of a ``RedisRouter``; safe to call again with the same batch."""
+
+    def __init__(
+        self, router: RedisRouter, keyspace: Keyspace, settings: Settings, source_topic: str
+    ) -> None:
+        self.router = router
+        self.keyspace = keyspace
+        self.retention = Retention.from_settings(settings)
+        self.topic = source_topic
+        self.max_events_per_call = settings.consumer_lua_max_events
+        self._scripts: dict[int, ScriptSet] = {}
+        for client in router.clients():
+            self._scripts[id(client)] = ScriptSet(client)
+            if is_cluster_client(client):
+                slot_tag(0)  # build the slot -> tag table now rather than in the first batch
+        self._weights = {
+            "c": settings.trending_weight_click,
+            "i": settings.trending_weight_impression,
+            "v": settings.trending_weight_conversion,
+        }
+        self._half_life_s = settings.trending_half_life_hours * 3600
+        self._renormalise_s = settings.trending_renormalise_half_lives * self._half_life_s
+        self._trending_max = settings.trending_max_members
+        self._recent_cap = settings.profile_recent_videos
+        r = self.retention
+        self._windows_header = {
+            "minute_ttl": r.minute_s,
+            "hour_ttl": r.hour_s,
+            "uniq_hour_ttl": r.uniq_hour_s,
+            "uniq_day_ttl": r.uniq_day_s,
+            "global_hour_ttl": r.global_hour_s,
+        }
+        # Windows on the live Redis are applied by live.lua in the same call, under the same watermark.
+        self.merged_windows = router.shares_client(Family.LIVE, Family.WINDOWS)
+
+    def apply(self, events: list[CountedEvent]) -> ApplyResult:
+        """Apply ``events`` (in offset order per partition); marks duplicates with ``first = False``."""
+        duplicates = self.phase_one(events)
+        return ApplyResult(duplicates, self.phase_two([e for e in events if e.first]))
+
+    def phase_one(self, events: list[CountedEvent]) -> int:
+        """Dedupe by event_id and apply the per-video live counters (and the video windows when they
+        share the Redis); returns the number of duplicates. ``phase_two`` takes the first occurrences."""
+        if not events:
+            return 0
+        ks = self.keyspace
+        merged = self.merged_windows
+        rows: list[_Row] = []
+        for e in events:
+            ev = e.event
+            args = [
+                e.partition,
+                e.offset,
+                KIND_CODES[ev.event_type],
+                ev.button_id or "",
+                e.compact_id,
+                int(e.event_time_s // SEEN_BUCKET_S),
+                1 if e.is_late else 0,
+                ev.user_id,
+            ]
+            if merged and not e.is_late:
+                args.extend(bucket_names(e.event_time_s))
+            rows.append(_Row(ks.video(ev.video_id), "v", args, e))
+        header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
+        if merged:
+            header.update(self._windows_header, win=True)
+        calls = self._calls(Family.LIVE, "live", ROLE_VIDEOS, rows, header)
+        duplicates = 0
+        for call, replies in zip(calls, self._execute(calls), strict=True):
+            for group, flags in zip(call.groups, replies, strict=True):
+                for member, flag in zip(group.members, flags, strict=True):
+                    member.first = flag == "1"
+                    duplicates += not member.first
+        return duplicates
+
+    def phase_two(self, events: list[CountedEvent]) -> dict[str, list[CountedEvent]]:
+        """Global live counters (and global windows), profiles, and the video windows when they live on
+        their own Redis, for first occurrences; returns, per user, the clicks applied now (not by an
+        earlier run of the same offsets)."""
+        if not events:
+            return {}
+        ks = self.keyspace
+        merged = self.merged_windows
+        global_key = ks.global_()
+        global_rows: list[_Row] = []
+        user_rows: list[_Row] = []
+        window_rows: list[_Row] = []
+        global_window_rows: list[_Row] = []
+        for e in events:
+            ev = e.event
+            kind = KIND_CODES[ev.event_type]
+            button = ev.button_id or ""
+            surface = ev.surface or ""
+            slot = slot_value(ev.model_version, ev.rec_slot)
+            trend_time = min(e.event_time_s, e.timestamp_ms / 1000)
+            args: list[Any] = [e.partition, e.offset, kind, button, surface, slot, ev.video_id, trend_time]
+            global_rows.append(_Row(global_key, "g", args))
+            user_args = [e.partition, e.offset, kind, button, ev.video_id, round(e.event_time_s * 1000)]
+            user_rows.append(_Row(ks.user(ev.user_id), "u", user_args, e))
+            if e.is_late:
+                args.append(1)
+                continue
+            args.append(0)
+            minute, hour, day = bucket_names(e.event_time_s)
+            if merged:
+                args.append(hour)
+                continue
+            window_args = [e.partition, e.offset, kind, button, minute, hour, day, ev.user_id]
+            window_rows.append(_Row(ks.video(ev.video_id), "v", window_args))
+            global_args = [e.partition, e.offset, kind, button, surface, slot, hour]
+            global_window_rows.append(_Row(global_key, "g", global_args))
+
+        live_header: dict[str, Any] = {
+            "weights": self._weights,
+            "half_life_s": self._half_life_s,
+            "renormalise_s": self._renormalise_s,
+            "trending_max": self._trending_max,
+            "now_s": int(time.time()),
+            "eps_ttl": EPS_TTL_S,
+        }
+        if merged:
+            live_header.update(self._windows_header, win=True)
+        profile_header = {"profile_ttl": self.retention.profile_s, "recent_cap": self._recent_cap}
+        calls = [
+            *self._calls(Family.LIVE, "live", ROLE_GLOBAL, global_rows, live_header),
+            *self._calls(Family.PROFILES, "profile", ROLE_USERS, user_rows, profile_header),
+            *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, window_rows, self._windows_header),
+            *self._calls(
+                Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, global_window_rows, self._windows_header
+            ),
+        ]
+        replies = self._execute(calls)
+        applied: dict[str, list[CountedEvent]] = {}
+        for call, reply in zip(calls, replies, strict=True):
+            if call.script != "profile":
+                continue
+            for group, flags in zip(call.groups, reply, strict=True):
+                for member, flag in zip(group.members, flags, strict=True):
+                    if flag == "1" and member.event.event_type == "click":
+                        applied.setdefault(member.event.user_id, []).append(member)
+        return applied
+
+    def _calls(
+        self, family: Family, script: str, role: str, rows: list[_Row], header: dict[str, Any]
+    ) -> list[_Call]:
+        """Rows (in offset order per partition) packed into calls: one per hash slot on a Cluster; on a
+        single Redis, contiguous slices of at most ``max_events_per_call`` rows."""
+        if not rows:
+            return []
+        client = self.router.client(family)
+        full_header = {**header, "topic": self.topic, "role": role}
+        if is_cluster_client(client):
+            by_slot: dict[int, list[_Row]] = defaultdict(list)
+            for row in rows:
+                by_slot[_slot(row.base_key)].append(row)
+            return [
+                _Call(
+                    client, script, _groups(slot_rows), self.keyspace.watermarks(slot_tag(slot)), full_header
+                )
+                for slot, slot_rows in by_slot.items()
+            ]
+        size = self.max_events_per_call
+        watermark_key = self.keyspace.watermarks()
+        return [
+            _Call(client, script, _groups(rows[i : i + size]), watermark_key, full_header)
+            for i in range(0, len(rows), size)
+        ]
+
+    def _execute(self, calls: list[_Call]) -> list[Any]:
+        """Run the calls, one pipeline per client; reload the scripts once if a server lost them."""
+        by_client: dict[int, list[int]] = defaultdict(list)
+        for index, call in enumerate(calls):
+            by_client[id(call.client)].append(index)
+        replies: list[Any] = [None] * len(calls)
+        for indexes in by_client.values():
+            client = calls[indexes[0]].client
+            scripts = self._scripts[id(client)]
+            for attempt in range(2):
+                results = self._send(client, scripts, [calls[i] for i in indexes])
+                if any(isinstance(r, NoScriptError) for r in results) and attempt == 0:
+                    logger.warning(
+                        "Redis lost the ClickPulse scripts (restart or failover?); loading them again"
+                    )
+                    scripts.load()
+                    continue
+                break
+            for i, result in zip(indexes, results, strict=True):
+                if isinstance(result, Exception):
+                    raise result
+                replies[i] = result
+        return replies
+
+    @staticmethod
+    def _send(client: RedisClient, scripts: ScriptSet, calls: Iterable[_Call]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            payload = orjson.dumps(
+                {**call.header, "k": [g.kind for g in call.groups], "g": [g.events for g in call.groups]}
+            )
+            keys = [*(g.base_key for g in call.groups), call.watermark_key]
+            # execute_command: ClusterPipeline blocks its evalsha() helper, the raw command is routed by key.
+            pipe.execute_command("EVALSHA", scripts.sha(call.script), len(keys), *keys, payload)
+        return list(pipe.execute(raise_on_error=False))
+
+
+def _groups(rows: list[_Row]) -> list[_Group]:
+    """Rows grouped by base key, groups in order of first appearance, rows in order within a group."""
+    groups: dict[str, _Group] = {}
+    for row in rows:
+        group = groups.get(row.base_key)
+        if group is None:
+            group = groups[row.base_key] = _Group(row.base_key, row.kind)
+        group.events.append(row.args)
+        if row.member is not None:
+            group.members.append(row.member)
+    return list(groups.values())

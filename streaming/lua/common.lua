@@ -1,0 +1,160 @@
+-- Shared by every ClickPulse script (prepended when the script is registered).
+-- Tokens like ${totals} are key suffixes filled in from streaming/keyspace.py, the one place that
+-- names keys. Every key a script touches is KEYS[i] (the base key of group i, which carries the hash
+-- tag) plus a suffix, so all keys of a call sit in one Cluster slot.
+local req = cjson.decode(ARGV[1])
+local topic = req.topic
+local METRIC = {c = 'clicks', i = 'impressions', v = 'conversions'}
+
+local function add(t, k, n)
+  t[k] = (t[k] or 0) + n
+end
+
+local function bucket(t, key)
+  local b = t[key]
+  if b == nil then
+    b = {}
+    t[key] = b
+  end
+  return b
+end
+
+local function hincr_all(key, fields)
+  for field, n in pairs(fields) do
+    redis.call('HINCRBY', key, field, n)
+  end
+end
+
+-- PFADD in chunks: Lua's unpack() is limited to a few thousand values.
+local function pfadd_all(key, members)
+  local n = #members
+  local i = 1
+  while i <= n do
+    local j = math.min(i + 499, n)
+    redis.call('PFADD', key, unpack(members, i, j))
+    i = j + 1
+  end
+end
+
+-- Distinct members of a set table {member = true} as an array.
+local function keys_of(set)
+  local out = {}
+  for k in pairs(set) do
+    out[#out + 1] = k
+  end
+  return out
+end
+
+-- Per-partition offset watermark of the whole call, in KEYS[#KEYS] (a key in the same hash slot as
+-- the groups: one per slot on a Cluster, one per Redis otherwise), field <role>:<topic>:<partition>.
+-- An event is applied only when its offset is above the watermark read at the start of the call, so
+-- a replayed offset never counts twice; the call then stores the highest offset it saw. Calls of one
+-- role run in offset order, and a call covers every group of its slot for its range of offsets.
+local function Watermark(key, field_prefix)
+  local start, top = {}, {}
+  local self = {}
+  function self.fresh(p, o)
+    local w = start[p]
+    if w == nil then
+      w = tonumber(redis.call('HGET', key, field_prefix .. p) or '-1') or -1
+      start[p] = w
+    end
+    if top[p] == nil or o > top[p] then
+      top[p] = o
+    end
+    return o > w
+  end
+  function self.save()
+    local args = {}
+    for p, o in pairs(top) do
+      if o > start[p] then
+        args[#args + 1] = field_prefix .. p
+        args[#args + 1] = string.format('%d', o)
+      end
+    end
+    if #args > 0 then
+      redis.call('HSET', key, unpack(args))
+    end
+  end
+  return self
+end
+
+local wm = Watermark(KEYS[#KEYS], req.role .. ':' .. topic .. ':')
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+-- Windowed counters by event_time (every key gets a TTL). A key this call creates answers its first
+-- HINCRBY with exactly the increment, so EXPIRE follows only then (a field new to an existing key
+-- also matches: its TTL is refreshed, which is harmless). HyperLogLogs get EXPIRE on every write (an
+-- evicted HLL re-created later must not lose its TTL).
+local function WindowWriter()
+  local counters, hlls = {}, {}
+  local self = {}
+  local function counter(key, ttl)
+    local c = counters[key]
+    if c == nil then
+      c = {fields = {}, ttl = ttl}
+      counters[key] = c
+    end
+    return c.fields
+  end
+  local function hll(key, ttl, member)
+    local h = hlls[key]
+    if h == nil then
+      h = {members = {}, ttl = ttl}
+      hlls[key] = h
+    end
+    h.members[member] = true
+  end
+  -- One event on a video: minute and hour buckets, hourly and daily uniques.
+  function self.video(base, kind, button, minute, hour, day, user)
+    local metric = METRIC[kind]
+    local m = counter(base .. '${minute}' .. minute, req.minute_ttl)
+    local h = counter(base .. '${hour}' .. hour, req.hour_ttl)
+    add(m, metric, 1)
+    add(h, metric, 1)
+    if kind == 'c' and button ~= '' then
+      add(m, 'clicks:' .. button, 1)
+      add(h, 'clicks:' .. button, 1)
+    end
+    hll(base .. '${uniq_hour}' .. hour, req.uniq_hour_ttl, user)
+    hll(base .. '${uniq_day}' .. day, req.uniq_day_ttl, user)
+  end
+  -- One event in the {global} slot: hourly funnel and hourly CTR counters.
+  function self.global(base, kind, button, surface, slot, hour)
+    local metric = METRIC[kind]
+    local ttl = req.global_hour_ttl
+    add(counter(base .. '${hour}' .. hour, ttl), metric, 1)
+    if button ~= '' then
+      add(counter(base .. '${ctr}button${hour}' .. hour, ttl), button .. '|' .. metric, 1)
+    end
+    if surface ~= '' then
+      add(counter(base .. '${ctr}surface${hour}' .. hour, ttl), surface .. '|' .. metric, 1)
+    end
+    if slot ~= '' then
+      add(counter(base .. '${ctr}slot${hour}' .. hour, ttl), slot .. '|' .. metric, 1)
+    end
+  end
+  function self.flush()
+    for key, c in pairs(counters) do
+      local created = false
+      for field, n in pairs(c.fields) do
+        local total = redis.call('HINCRBY', key, field, n)
+        if not created and total == n then
+          created = true
+        end
+      end
+      if created then
+        redis.call('EXPIRE', key, c.ttl)
+      end
+    end
+    for key, h in pairs(hlls) do
+      pfadd_all(key, keys_of(h.members))
+      redis.call('EXPIRE', key, h.ttl)
+    end
+    counters, hlls = {}, {}
+  end
+  return self
+end
