@@ -451,10 +451,11 @@ def _print(rows: list[dict[str, Any]]) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    chosen: dict[str, Callable[[], list[dict[str, Any]]]] = {
+    choices: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "memory": lambda: memory_rows(get_settings()),
         "throughput": lambda: throughput_rows(get_settings()),
         "latency": lambda: latency_rows(get_settings()),
         "all": run,
-    }[which]
+    }
+    chosen = choices[which]
     _print(chosen())
