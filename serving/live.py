@@ -36,23 +36,25 @@ Transform = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 @dataclass(frozen=True, slots=True)
 class LiveMessage:
-    """One message ready for the wire: the SSE event name is the message's ``type``."""
+    """One message ready for the wire."""
 
     channel: str
-    event: str
     data: bytes
 
     def encode(self) -> bytes:
-        return sse_frame(self.event, self.data)
+        return sse_frame(self.data)
 
 
-def sse_frame(event: str, data: bytes) -> bytes:
-    """``event:`` + ``data:`` lines; orjson output never contains a newline, so one data line suffices."""
-    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+def sse_frame(data: bytes) -> bytes:
+    """One unnamed SSE event (``EventSource.onmessage`` sees every one; the JSON ``type`` says what it is).
+
+    orjson output never contains a line break, so a single ``data:`` line carries the whole message.
+    """
+    return b"data: " + data + b"\n\n"
 
 
-def sse_event(event: str, payload: Any) -> bytes:
-    return sse_frame(event, orjson.dumps(payload))
+def sse_event(payload: Any) -> bytes:
+    return sse_frame(orjson.dumps(payload))
 
 
 def channel_kind(channel: str) -> str:
@@ -182,8 +184,7 @@ class LiveHub:
                 payload = await self.transform(channel, payload)
             except Exception:
                 logger.exception("live feed: enriching a message from %s failed", channel)
-        event = str(payload.get("type") or "message")
-        message = LiveMessage(channel, _event_name(event), orjson.dumps(payload))
+        message = LiveMessage(channel, orjson.dumps(payload))
         for queue in list(listeners):
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -191,8 +192,3 @@ class LiveHub:
                 self.metrics.live_dropped.inc()
             queue.put_nowait(message)
 
-
-def _event_name(value: str) -> str:
-    """An SSE event name cannot hold a line break; anything odd becomes ``message``."""
-    cleaned = "".join(ch for ch in value if ch.isalnum() or ch in "_-.:")
-    return cleaned[:64] or "message"

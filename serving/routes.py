@@ -158,10 +158,11 @@ def build_router() -> APIRouter:
             200: {
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 "description": (
-                    "Without user_id: `snapshot` events (live:global, the first one at once) and `events` "
-                    "tickers (live:events:*). With user_id: `hello`, then each message of live:user:{id}, "
-                    "the SSE event named after its `type` (`clicks` from the consumer, next-up suggestions "
-                    "from the recommendations service). Comment lines every 15 s keep the stream open."
+                    "Unnamed SSE events whose JSON `type` says what they are. Without user_id: "
+                    "`snapshot` (live:global; the first one is read at once) and `events` tickers "
+                    "(live:events:*). With user_id: `hello`, then every message of live:user:{id} as "
+                    "published (`clicks` from the consumer, next-up suggestions from the recommendations "
+                    "service). Comment lines every 15 s keep the stream open."
                 ),
             }
         },
@@ -213,9 +214,9 @@ async def _live_stream(state: ApiState, channels: list[str], user_id: str | None
     async with state.live().subscribe(channels) as queue:
         yield b"retry: 3000\n\n"
         if user_id is None:
-            yield sse_event("snapshot", await current_snapshot(state))
+            yield sse_event(await current_snapshot(state))
         else:
-            yield sse_event("hello", {"type": "hello", "user_id": user_id})
+            yield sse_event({"type": "hello", "user_id": user_id})
         while True:
             try:
                 message = await asyncio.wait_for(queue.get(), heartbeat)

@@ -239,13 +239,13 @@ def test_metrics_count_requests_by_route(filled: Filled, api: TestClient) -> Non
 
 
 def _sse_events(lines: Iterator[str], count: int) -> list[tuple[str, Any]]:
+    """The next ``count`` messages as (type, body); the stream's events are unnamed."""
     events: list[tuple[str, Any]] = []
-    name = "message"
     for line in lines:
-        if line.startswith("event: "):
-            name = line[len("event: ") :]
-        elif line.startswith("data: "):
-            events.append((name, orjson.loads(line[len("data: ") :])))
+        assert not line.startswith("event:")
+        if line.startswith("data: "):
+            body = orjson.loads(line[len("data: ") :])
+            events.append((body["type"], body))
             if len(events) == count:
                 break
     return events
