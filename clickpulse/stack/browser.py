@@ -78,5 +78,5 @@ def ensure_chromium() -> tuple[str, str]:
     _apt_install()
     browser, driver = find_chromium()
     if not (browser and driver):
-        raise BrowserUnavailableError("apt-get installed chromium and chromium-driver but they are not on PATH")
+        raise BrowserUnavailableError("apt-get installed chromium and chromium-driver, but not on PATH")
     return browser, driver

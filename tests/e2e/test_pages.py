@@ -153,7 +153,8 @@ def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: WebDriver) -
     for button in BUTTONS:
         browser.find_element(By.CSS_SELECTOR, f'[data-button="{button}"]').click()
     # 8 clicks, 1 impression, 1 conversion (add_to_list) accepted by the collector.
-    _wait(browser, lambda d: _number(d, "accepted-count") == len(BUTTONS) + 2, 15, "the clicks to be accepted")
+    accepted = len(BUTTONS) + 2
+    _wait(browser, lambda d: _number(d, "accepted-count") == accepted, 15, "the clicks to be accepted")
     clicked_at = time.monotonic()
     # The consumer publishes each counted click on the user's channel; the player shows it.
     _wait(browser, lambda d: "e2e-user" in d.find_element(By.ID, "user-log").text, 15, "the user channel")
@@ -165,7 +166,8 @@ def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: WebDriver) -
     expected = before + len(BUTTONS)
     _wait(browser, lambda d: _number(d, "total-clicks") == expected, 10, "the dashboard to count the clicks")
     seconds = time.monotonic() - clicked_at
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#ctr-button tr[data-button="like"]'), 5, "buttons")
+    like_row = '#ctr-button tr[data-button="like"]'
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, like_row), 5, "the button table")
     _wait(browser, lambda d: "like" in d.find_element(By.ID, "ticker").text, 5, "the click ticker")
     time.sleep(1.0)  # let the chart draw a few points for the screenshot
     _screenshot(browser, "dashboard")
