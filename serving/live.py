@@ -191,4 +191,3 @@ class LiveHub:
                     queue.get_nowait()
                 self.metrics.live_dropped.inc()
             queue.put_nowait(message)
-
