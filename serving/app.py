@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Request, Response
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import RedisError
 from starlette.responses import JSONResponse
 
@@ -26,8 +27,9 @@ from serving.metrics import ApiMetrics, MetricsMiddleware
 from serving.pages import config_router, page_router, static_files
 from serving.routes import build_router, enrich_snapshot, model_response
 from serving.state import ApiState, blocking
+from serving.stats_reader import AsyncClient, AsyncStatsReader
 from streaming.keyspace import Keyspace
-from streaming.redis_conn import Family, RedisRouter
+from streaming.redis_conn import Family, RedisRouter, is_cluster_client
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,10 @@ def create_app(
                 state.router.close()
             raise RuntimeError(f"Redis for the live feed does not answer at {live_url}: {exc}") from exc
         state.titles = TitleCache(state.router, state.keyspace)
+        state.async_clients = _async_clients(state.router, settings)
+        state.stats_reader = AsyncStatsReader(
+            state.async_clients[Family.LIVE], state.async_clients[Family.WINDOWS], state.keyspace
+        )
 
         async def transform(channel: str, payload: dict[str, Any]) -> dict[str, Any]:
             if channel == state.keyspace.channel_global():
@@ -93,6 +99,8 @@ def create_app(
         finally:
             await state.hub.stop()
             await state.pubsub_client.aclose()
+            for client in {id(c): c for c in state.async_clients.values()}.values():
+                await client.aclose()
             if owns_router:
                 state.router.close()
 
@@ -143,6 +151,23 @@ def create_app(
 
     redact_access_log()
     return app
+
+
+def _async_clients(router: RedisRouter, settings: Settings) -> dict[Family, AsyncClient]:
+    """One asyncio client per distinct URL of the live and windows families (the stats hot path),
+    of the same kind (standalone or Cluster) as the sync client the router built for that URL."""
+    by_url: dict[str, AsyncClient] = {}
+    out: dict[Family, AsyncClient] = {}
+    for family in (Family.LIVE, Family.WINDOWS):
+        url = router.urls[family]
+        if url == "client":  # a router around one existing client (tests)
+            url = settings.redis_url
+        if url not in by_url:
+            cluster = is_cluster_client(router.client(family))
+            kind = AsyncRedisCluster if cluster else aioredis.Redis
+            by_url[url] = kind.from_url(url, decode_responses=True, socket_connect_timeout=2.0)
+        out[family] = by_url[url]
+    return out
 
 
 def create_app_from_env() -> FastAPI:

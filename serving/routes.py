@@ -25,7 +25,6 @@ from streaming.keyspace import (
     read_trending,
     read_user_profile,
     read_video_metadata,
-    read_video_stats,
 )
 
 JSON: Final = "application/json"
@@ -63,7 +62,7 @@ def build_router() -> APIRouter:
         """
         now = state.now()
         router_ = state.redis()
-        data = await blocking(read_video_stats, router_, video_id, now, keyspace=state.keyspace)
+        data = await state.stats().read(video_id, now)
         if data["clicks"] == 0 and data["impressions"] == 0 and data["conversions"] == 0:
             metadata = await blocking(read_video_metadata, router_, video_id, keyspace=state.keyspace)
             if not metadata:

@@ -16,8 +16,9 @@ from clickpulse.settings import Settings
 from serving.catalog import TitleCache
 from serving.live import LiveHub
 from serving.metrics import ApiMetrics
+from serving.stats_reader import AsyncClient, AsyncStatsReader
 from streaming.keyspace import Keyspace
-from streaming.redis_conn import RedisRouter
+from streaming.redis_conn import Family, RedisRouter
 
 T = TypeVar("T")
 
@@ -31,6 +32,8 @@ class ApiState:
     pubsub_client: aioredis.Redis | None = None
     hub: LiveHub | None = None
     titles: TitleCache | None = None
+    async_clients: dict[Family, AsyncClient] = field(default_factory=dict)
+    stats_reader: AsyncStatsReader | None = None
     clock: Callable[[], float] = field(default=time.time)
 
     def redis(self) -> RedisRouter:
@@ -42,6 +45,11 @@ class ApiState:
         if self.hub is None:
             raise RuntimeError("the live hub is created by the app's lifespan (start-up)")
         return self.hub
+
+    def stats(self) -> AsyncStatsReader:
+        if self.stats_reader is None:
+            raise RuntimeError("the stats reader is created by the app's lifespan (start-up)")
+        return self.stats_reader
 
     def title_cache(self) -> TitleCache:
         if self.titles is None:

@@ -125,6 +125,41 @@ def test_stats_all_time_match_the_truth(filled: Filled, api: TestClient) -> None
         assert body["window_start"] is None
 
 
+def test_the_api_stats_reader_agrees_with_the_keyspace_reader(filled: Filled) -> None:
+    """serving.stats_reader (one Lua call, asyncio) returns what keyspace.read_video_stats returns."""
+    import asyncio
+    import time
+
+    import redis.asyncio as aioredis
+
+    from serving.stats_reader import AsyncStatsReader
+    from streaming.keyspace import read_video_stats
+
+    settings = filled.private.settings
+    keyspace = Keyspace.from_settings(settings)
+    sync_client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    ids = [*filled.truth["videos"], "no-such-video"]
+
+    async def compare() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        split = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        try:
+            for reader in (
+                AsyncStatsReader(client, client, keyspace),
+                AsyncStatsReader(client, split, keyspace),
+            ):
+                for video_id in ids:
+                    now = time.time()
+                    expected = read_video_stats(sync_client, video_id, now, keyspace=keyspace)
+                    assert await reader.read(video_id, now) == expected, video_id
+        finally:
+            await client.aclose()
+            await split.aclose()
+
+    asyncio.run(compare())
+    sync_client.close()
+
+
 def test_stats_windows_match_a_recount_of_the_window(filled: Filled, api: TestClient) -> None:
     top = sorted(filled.truth["videos"].items(), key=lambda kv: -kv[1]["clicks"])[:8]
     for video_id, _ in top:
