@@ -124,7 +124,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     url = urlparse(args.url)
     paths_list = [p.strip() for p in open(args.paths_file) if p.strip()]  # noqa: SIM115
     paths = itertools.cycle(paths_list)
-    conns = [Connection(url.hostname or "127.0.0.1", url.port or 80, args.header) for _ in range(args.connections)]
+    conns = [
+        Connection(url.hostname or "127.0.0.1", url.port or 80, args.header) for _ in range(args.connections)
+    ]
     warm = Results()
     await closed_loop(conns, paths, args.warmup, warm)
     results = Results()

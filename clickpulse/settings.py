@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     api_sse_heartbeat_s: float = Field(
         15.0, alias="CLICKPULSE_API_SSE_HEARTBEAT_S", gt=0, description="SSE keep-alive comment interval."
     )
+    api_stats_cache_ms: int = Field(
+        1000,
+        alias="CLICKPULSE_API_STATS_CACHE_MS",
+        ge=0,
+        description="How long one process reuses a video's stats (0 = read Redis on every request).",
+    )
     api_bench_routes: bool = Field(
         False,
         alias="CLICKPULSE_API_BENCH_ROUTES",

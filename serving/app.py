@@ -27,7 +27,7 @@ from serving.metrics import ApiMetrics, MetricsMiddleware
 from serving.pages import config_router, page_router, static_files
 from serving.routes import build_router, enrich_snapshot, model_response
 from serving.state import ApiState, blocking
-from serving.stats_reader import AsyncClient, AsyncStatsReader
+from serving.stats_reader import AsyncClient, AsyncStatsReader, StatsCache
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import Family, RedisRouter, is_cluster_client
 
@@ -78,9 +78,10 @@ def create_app(
             raise RuntimeError(f"Redis for the live feed does not answer at {live_url}: {exc}") from exc
         state.titles = TitleCache(state.router, state.keyspace)
         state.async_clients = _async_clients(state.router, settings)
-        state.stats_reader = AsyncStatsReader(
+        reader = AsyncStatsReader(
             state.async_clients[Family.LIVE], state.async_clients[Family.WINDOWS], state.keyspace
         )
+        state.stats_reader = StatsCache(reader, settings.api_stats_cache_ms / 1000)
 
         async def transform(channel: str, payload: dict[str, Any]) -> dict[str, Any]:
             if channel == state.keyspace.channel_global():

@@ -58,13 +58,12 @@ def build_router() -> APIRouter:
     async def video_stats(video_id: VideoId, state: ApiState = Depends(get_state)) -> Response:
         """All time at the top level, plus ``last_hour`` and ``last_24h`` by event_time.
 
-        404 when the video has no counters and no catalog entry.
+        404 when the video has no counters and no catalog entry. A process may reuse an answer for
+        ``CLICKPULSE_API_STATS_CACHE_MS`` (1 s); ``window_end`` is the time the numbers were read.
         """
-        now = state.now()
-        router_ = state.redis()
-        data = await state.stats().read(video_id, now)
+        now, data = await state.stats().read(video_id, state.now())
         if data["clicks"] == 0 and data["impressions"] == 0 and data["conversions"] == 0:
-            metadata = await blocking(read_video_metadata, router_, video_id, keyspace=state.keyspace)
+            metadata = await blocking(read_video_metadata, state.redis(), video_id, keyspace=state.keyspace)
             if not metadata:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown video {video_id!r}")
         read_at = state.as_datetime(now)

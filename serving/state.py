@@ -16,7 +16,7 @@ from clickpulse.settings import Settings
 from serving.catalog import TitleCache
 from serving.live import LiveHub
 from serving.metrics import ApiMetrics
-from serving.stats_reader import AsyncClient, AsyncStatsReader
+from serving.stats_reader import AsyncClient, StatsCache
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import Family, RedisRouter
 
@@ -33,7 +33,7 @@ class ApiState:
     hub: LiveHub | None = None
     titles: TitleCache | None = None
     async_clients: dict[Family, AsyncClient] = field(default_factory=dict)
-    stats_reader: AsyncStatsReader | None = None
+    stats_reader: StatsCache | None = None
     clock: Callable[[], float] = field(default=time.time)
 
     def redis(self) -> RedisRouter:
@@ -46,7 +46,7 @@ class ApiState:
             raise RuntimeError("the live hub is created by the app's lifespan (start-up)")
         return self.hub
 
-    def stats(self) -> AsyncStatsReader:
+    def stats(self) -> StatsCache:
         if self.stats_reader is None:
             raise RuntimeError("the stats reader is created by the app's lifespan (start-up)")
         return self.stats_reader

@@ -13,6 +13,8 @@ Redis servers the call is split in two, one per server.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -155,3 +157,32 @@ class AsyncStatsReader:
             "last_hour": last_hour,
             "last_24h": last_24h,
         }
+
+
+class StatsCache:
+    """Per-process reuse of a video's stats for ``ttl_s`` (the answer keeps the time it was read).
+
+    A popular video asked for by many clients at once costs one Redis call per ``ttl_s`` instead of
+    one per request; a second of staleness is invisible next to the consumer's batch cadence.
+    """
+
+    def __init__(self, reader: AsyncStatsReader, ttl_s: float, size: int = 10_000) -> None:
+        self.reader = reader
+        self.ttl_s = ttl_s
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, float, dict[str, Any]]] = OrderedDict()
+
+    async def read(self, video_id: str, now: float) -> tuple[float, dict[str, Any]]:
+        """(read_at, stats): ``read_at`` is ``now`` unless a fresh cached answer was used."""
+        if self.ttl_s <= 0:
+            return now, await self.reader.read(video_id, now)
+        entry = self._entries.get(video_id)
+        mono = time.monotonic()
+        if entry is not None and entry[0] > mono:
+            return entry[1], entry[2]
+        data = await self.reader.read(video_id, now)
+        self._entries[video_id] = (mono + self.ttl_s, now, data)
+        self._entries.move_to_end(video_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return now, data
