@@ -3,18 +3,19 @@
 ``track()`` only enqueues; a background thread sends NDJSON batches (gzip by default) of up to
 ``batch_size`` events, or whatever is queued once the oldest event waited ``flush_interval_s``, and never
 more than the collector's 500 KB request limit. Delivery is at-least-once: a batch is retried with
-exponential backoff and full jitter on 5xx, 429 and network errors (honouring ``Retry-After``) until the
-collector acknowledges it, and the collector acknowledges only what Kafka confirmed. A retried batch may
-be written twice; events carry a client ``event_id`` so downstream dedupes them. 4xx answers are not
-retried: rejected events are reported to ``on_rejected`` and counted in ``stats``.
+exponential backoff and full jitter on 5xx, 408, 429 and network errors (waiting at least the
+``Retry-After`` the collector sends, up to 60 s) until the collector acknowledges it, and the collector
+acknowledges only what Kafka confirmed. A retried batch may be written twice; events carry a client
+``event_id`` so downstream dedupes them. Other 4xx answers are not retried: the refused events are
+reported to ``on_rejected`` and counted in ``stats``.
 
 Backpressure: the queue holds at most ``max_queue`` events. When it is full ``track()`` blocks for up to
 ``enqueue_timeout_s`` and then raises ``QueueFullError``: events are never dropped silently. Queued
 events are flushed at ``close()``, on leaving the ``with`` block, and at interpreter exit (atexit).
 
+    click = {"event_type": "click", "user_id": "u1", "session_id": "s1", "video_id": "v1"}
     with ClickPulseClient("http://127.0.0.1:8001", "dev-write-key") as client:
-        client.track({"event_type": "click", "user_id": "u1", "session_id": "s1", "video_id": "v1",
-                      "button_id": "play", "playback_position_s": 0.0})
+        client.track({**click, "button_id": "play", "playback_position_s": 0.0})
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ EVENTS_PATH: Final = "/v1/events"
 USER_AGENT: Final = "clickpulse-python/0.1"
 _RETRYABLE_4XX: Final = frozenset({408, 429})
 _EXIT_TIMEOUT_S: Final = 10.0
+_MAX_RETRY_AFTER_S: Final = 60.0  # a server asking for longer is waited on for this long, then retried
 
 
 class QueueFullError(RuntimeError):
@@ -305,7 +307,7 @@ class ClickPulseClient:
                 return
             delay = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
             if retry_after is not None:
-                delay = max(delay, min(retry_after, self.backoff_max_s))
+                delay = max(delay, min(retry_after, _MAX_RETRY_AFTER_S))
             attempt += 1
             self._count("retries", 1)
             logger.info("collector unavailable (%s); retry %d in %.2fs", reason, attempt, delay)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,10 +24,16 @@ from clickpulse.settings import Settings
 from streaming.collector import create_app
 from streaming.contract import MAX_EVENT_BYTES, MAX_REQUEST_BYTES
 from streaming.dlq import HEADER_ERROR, HEADER_STAGE, read_headers
-from tests.support.ingest import make_event, read_topic, serve
+from tests.support.ingest import (
+    READ_KEY,
+    WRITE_KEY,
+    closed_port,
+    collector_settings,
+    make_event,
+    read_topic,
+    serve,
+)
 
-WRITE_KEY = "wk-collector-test"
-READ_KEY = "rk-collector-test"
 AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
 NDJSON = {**AUTH, "Content-Type": "application/x-ndjson"}
 
@@ -52,17 +57,6 @@ class Running:
 
     def dlq(self, expected: int) -> list[Any]:
         return read_topic(self.settings.kafka_bootstrap_servers, self.settings.topic_dlq, expected)
-
-
-def collector_settings(bootstrap: str, raw: str, dlq: str, **extra: Any) -> Settings:
-    return Settings(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        CLICKPULSE_TOPIC_RAW=raw,
-        CLICKPULSE_TOPIC_DLQ=dlq,
-        CLICKPULSE_WRITE_KEYS=WRITE_KEY,
-        CLICKPULSE_READ_KEYS=READ_KEY,
-        **extra,
-    )
 
 
 @pytest.fixture
@@ -238,15 +232,9 @@ def test_health_and_metrics(collector: Running) -> None:
     assert 'clickpulse_collector_batch_size_events_bucket{le="5.0"} 1.0' in metrics
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_kafka_down_is_503_with_retry_after(unique_name: Callable[[str], str]) -> None:
     settings = collector_settings(
-        f"127.0.0.1:{_closed_port()}",
+        f"127.0.0.1:{closed_port()}",
         unique_name("raw"),
         unique_name("dlq"),
         CLICKPULSE_COLLECTOR_DELIVERY_TIMEOUT_S=1.5,
@@ -267,7 +255,7 @@ def test_kafka_down_is_503_with_retry_after(unique_name: Callable[[str], str]) -
 
 
 def test_cli_serves_the_collector(kafka_bootstrap: str, new_topic: Callable[..., str]) -> None:
-    port = _closed_port()
+    port = closed_port()
     raw, dlq = new_topic("raw"), new_topic("dlq", partitions=1)
     env = {
         **os.environ,

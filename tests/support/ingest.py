@@ -14,6 +14,30 @@ from typing import Any
 import uvicorn
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from clickpulse.settings import Settings
+
+WRITE_KEY = "wk-ingest-test"
+READ_KEY = "rk-ingest-test"
+
+
+def collector_settings(bootstrap: str, raw: str, dlq: str, **extra: Any) -> Settings:
+    """Settings for a collector on the test's own topics, with the test's write and read keys."""
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        CLICKPULSE_TOPIC_RAW=raw,
+        CLICKPULSE_TOPIC_DLQ=dlq,
+        CLICKPULSE_WRITE_KEYS=WRITE_KEY,
+        CLICKPULSE_READ_KEYS=READ_KEY,
+        **extra,
+    )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released): a Kafka or collector that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
