@@ -10,8 +10,8 @@ from clickpulse.settings import get_settings
 
 
 def api(
-    host: Annotated[str | None, typer.Option(help="Bind address [default: CLICKPULSE_API_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: CLICKPULSE_API_PORT, 8000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: CLICKPULSE_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: CLICKPULSE_API_PORT, 8000).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the Redis-fed read API (OpenAPI at /docs), /dashboard and /player."""
