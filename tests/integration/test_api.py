@@ -6,6 +6,7 @@ sent events over the window the API reports; nothing is copied from an earlier r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,7 +129,6 @@ def test_stats_all_time_match_the_truth(filled: Filled, api: TestClient) -> None
 def test_the_api_stats_reader_agrees_with_the_keyspace_reader(filled: Filled) -> None:
     """serving.stats_reader (one Lua call, asyncio) returns what keyspace.read_video_stats returns."""
     import asyncio
-    import time
 
     import redis.asyncio as aioredis
 
@@ -322,4 +322,17 @@ def test_live_feed_sends_a_snapshot_then_published_messages(filled: Filled) -> N
             publisher.publish(keyspace.channel_user("u-live"), orjson.dumps(suggestion))
             [(name, message)] = _sse_events(lines, 1)
             assert (name, message) == ("next_up", suggestion)
+
+        # Closed streams leave no subscription behind.
+        deadline = time.monotonic() + 5
+        gauges = ""
+        while time.monotonic() < deadline:
+            gauges = http.get("/metrics").text
+            if 'clickpulse_api_live_subscribers{channel_kind="global"} 0.0' in gauges and (
+                'clickpulse_api_live_subscribers{channel_kind="user"} 0.0' in gauges
+            ):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"live subscribers left open: {gauges}")
     publisher.close()
