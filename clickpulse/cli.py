@@ -21,6 +21,11 @@ class ClickPulseGroup(LazyGroup):
             "replay",
             "Send events from an NDJSON file (through the collector, or --backfill to Kafka).",
         ),
+        "api": LazySpec(
+            "serving.cli",
+            "api",
+            "Serve the read API, live feed, dashboard and demo player (port 8000).",
+        ),
         "demo": LazySpec(
             "clickpulse.commands.demo",
             "demo",

@@ -32,6 +32,30 @@ class Settings(BaseSettings):
     collector_port: int = Field(8001, alias="CLICKPULSE_COLLECTOR_PORT")
     api_host: str = Field("127.0.0.1", alias="CLICKPULSE_API_HOST")
     api_port: int = Field(8000, alias="CLICKPULSE_API_PORT")
+    api_public_collector_url: str | None = Field(
+        None,
+        alias="CLICKPULSE_PUBLIC_COLLECTOR_URL",
+        description="Collector base URL the demo player posts to; http://<collector host>:<port> if unset.",
+    )
+    api_player_write_key: SecretStr | None = Field(
+        None,
+        alias="CLICKPULSE_PLAYER_WRITE_KEY",
+        description="Write key handed to the demo player page; the first of CLICKPULSE_WRITE_KEYS if unset.",
+    )
+    api_sse_heartbeat_s: float = Field(
+        15.0, alias="CLICKPULSE_API_SSE_HEARTBEAT_S", gt=0, description="SSE keep-alive comment interval."
+    )
+    api_stats_cache_ms: int = Field(
+        1000,
+        alias="CLICKPULSE_API_STATS_CACHE_MS",
+        ge=0,
+        description="How long one process reuses a video's stats (0 = read Redis on every request).",
+    )
+    api_bench_routes: bool = Field(
+        False,
+        alias="CLICKPULSE_API_BENCH_ROUTES",
+        description="Adds the hidden GET /bench/constant route that the API benchmark compares against.",
+    )
 
     collector_cors_origins: str = Field(
         "*",
