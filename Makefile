@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.data/dagster
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status lint format test test-js demo bench soak docs clean
+.PHONY: help install up down status lint format browser test test-js demo bench soak docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,7 +37,10 @@ format: install ## Apply ruff formatting and fixes
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
 
-test-js: ## The browser SDK's tests (node's test runner)
+browser: install ## Debian chromium + chromium-driver for the browser tests (apt-get when root)
+	@$(UV) run python -c "from clickpulse.stack.browser import ensure_chromium; print('chromium:', *ensure_chromium())"
+
+test-js: browser ## The browser SDK's tests (node's test runner)
 	@if [ -d sdk/js/test ]; then cd sdk/js && node --test test/; fi
 
 test: up lint test-js ## Install, start the stack, lint, run the whole suite
