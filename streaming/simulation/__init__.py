@@ -1,0 +1,1 @@
+"""Building blocks of the traffic simulator: dimensions, viewer behaviour, bad payloads, ground truth."""
