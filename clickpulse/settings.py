@@ -136,10 +136,14 @@ class Settings(BaseSettings):
     bq_raw_dataset: str = Field("clickpulse_raw", alias="CLICKPULSE_BQ_RAW_DATASET", description="raw tables")
     bq_location: str = Field("US", alias="CLICKPULSE_BQ_LOCATION")
     bq_video_source_table: str | None = Field(
-        None, alias="CLICKPULSE_BQ_VIDEO_SOURCE_TABLE", description="prod: project.dataset.table of the catalog"
+        None,
+        alias="CLICKPULSE_BQ_VIDEO_SOURCE_TABLE",
+        description="prod: project.dataset.table of the catalog",
     )
     bq_user_source_table: str | None = Field(
-        None, alias="CLICKPULSE_BQ_USER_SOURCE_TABLE", description="prod: project.dataset.table of user profiles"
+        None,
+        alias="CLICKPULSE_BQ_USER_SOURCE_TABLE",
+        description="prod: project.dataset.table of user profiles",
     )
     partitions_start: str = Field(
         "2026-01-01-00:00",
@@ -152,6 +156,9 @@ class Settings(BaseSettings):
         alias="CLICKPULSE_ALLOWED_EARLY_MINUTES",
         ge=0,
         description="How far event_time may run ahead of the Kafka timestamp hour (client clocks).",
+    )
+    daily_retrain_cron: str = Field(
+        "0 3 * * *", alias="CLICKPULSE_DAILY_RETRAIN_CRON", description="UTC cron of the daily_retrain job."
     )
     export_batch_size: int = Field(20_000, alias="CLICKPULSE_EXPORT_BATCH_SIZE", ge=1)
     export_log_every: int = Field(250_000, alias="CLICKPULSE_EXPORT_LOG_EVERY", ge=1)

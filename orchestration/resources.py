@@ -29,8 +29,10 @@ from orchestration.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehous
 from streaming.kafka_io import consumer_config
 
 if TYPE_CHECKING:
-    import redis
     from confluent_kafka import Consumer
+
+    from streaming.keyspace import Keyspace
+    from streaming.redis_conn import RedisRouter
 
 logger = logging.getLogger(__name__)
 
@@ -77,25 +79,50 @@ class KafkaResource(dg.ConfigurableResource):
 
 
 class RedisResource(dg.ConfigurableResource):
-    """One client (connection pool) per run, pinged when the run starts."""
+    """The Redis key families ClickPulse shares with the stream: one router (a pool per URL) per run.
+
+    ``url`` serves every family unless a family has its own URL (``streaming.redis_conn.Family``);
+    ``prefix`` is the keyspace prefix (tests use their own).
+    """
 
     url: str
-    _client: Any = PrivateAttr(default=None)
+    prefix: str = "cp"
+    live_url: str | None = None
+    windows_url: str | None = None
+    profiles_url: str | None = None
+    videos_url: str | None = None
+    recs_url: str | None = None
+    _router: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._client = self._connect()
+        self._router = self._connect()
 
-    def _connect(self) -> redis.Redis:
-        import redis
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._router is not None:
+            self._router.close()
+            self._router = None
 
-        client = redis.Redis.from_url(self.url, decode_responses=True)
-        client.ping()
-        return client
+    def _connect(self) -> RedisRouter:
+        from streaming.redis_conn import Family, RedisRouter
 
-    def client(self) -> redis.Redis:
-        if self._client is None:
-            self._client = self._connect()
-        return self._client
+        urls = {
+            Family.LIVE: self.live_url or self.url,
+            Family.WINDOWS: self.windows_url or self.url,
+            Family.PROFILES: self.profiles_url or self.url,
+            Family.VIDEOS: self.videos_url or self.url,
+            Family.RECS: self.recs_url or self.url,
+        }
+        return RedisRouter(urls)
+
+    def router(self) -> RedisRouter:
+        if self._router is None:
+            self._router = self._connect()
+        return self._router
+
+    def keyspace(self) -> Keyspace:
+        from streaming.keyspace import Keyspace
+
+        return Keyspace(prefix=self.prefix)
 
 
 class DimensionSource(dg.ConfigurableResource):
@@ -169,7 +196,15 @@ def resources_by_env(settings: Settings) -> dict[str, dict[str, Any]]:
                 enriched_topic=settings.topic_enriched,
                 batch_size=settings.export_batch_size,
             ),
-            "redis": RedisResource(url=settings.redis_url),
+            "redis": RedisResource(
+                url=settings.redis_url,
+                prefix=settings.redis_prefix,
+                live_url=settings.redis_url_live,
+                windows_url=settings.redis_url_windows,
+                profiles_url=settings.redis_url_profiles,
+                videos_url=settings.redis_url_videos,
+                recs_url=settings.redis_url_recs,
+            ),
             "dimensions": CsvDimensions(directory=str(settings.dimensions_dir)),
             "dbt": DbtCliResource(project_dir=dbt_project(), target=dbt_target("local")),
         },
@@ -181,7 +216,15 @@ def resources_by_env(settings: Settings) -> dict[str, dict[str, Any]]:
                 enriched_topic=settings.topic_enriched,
                 batch_size=settings.export_batch_size,
             ),
-            "redis": RedisResource(url=dg.EnvVar(env_name("redis_url"))),
+            "redis": RedisResource(
+                url=dg.EnvVar(env_name("redis_url")),
+                prefix=settings.redis_prefix,
+                live_url=settings.redis_url_live,
+                windows_url=settings.redis_url_windows,
+                profiles_url=settings.redis_url_profiles,
+                videos_url=settings.redis_url_videos,
+                recs_url=settings.redis_url_recs,
+            ),
             "dimensions": BigQueryDimensions(
                 project=dg.EnvVar(env_name("bq_project")),
                 video_table=dg.EnvVar(env_name("bq_video_source_table")),

@@ -76,9 +76,16 @@ class Warehouse(dg.ConfigurableResource):
 
     @abstractmethod
     def read_model(
-        self, model: str, columns: Sequence[str], time_column: str, start: datetime, end: datetime
+        self,
+        model: str,
+        columns: Sequence[str],
+        time_column: str,
+        start: datetime,
+        end: datetime,
+        *,
+        flag_column: str | None = None,
     ) -> pa.Table:
-        """Rows of a dbt model with ``start <= time_column < end``."""
+        """Rows of a dbt model with ``start <= time_column < end`` (and ``flag_column`` true if given)."""
 
 
 def _check_hours(table: RawTable, hours: Sequence[datetime], rows: pa.Table) -> None:
@@ -228,16 +235,24 @@ class DuckDBWarehouse(Warehouse):
         return {_utc(hour): int(count) for hour, count in found}
 
     def read_model(
-        self, model: str, columns: Sequence[str], time_column: str, start: datetime, end: datetime
+        self,
+        model: str,
+        columns: Sequence[str],
+        time_column: str,
+        start: datetime,
+        end: datetime,
+        *,
+        flag_column: str | None = None,
     ) -> pa.Table:
         select = ", ".join(_identifier(c) for c in columns)
         column = _identifier(time_column)
+        flag = f" and {_identifier(flag_column)}" if flag_column else ""
         with self.connect(read_only=True) as connection:
             result = connection.execute(
-                f"select {select} from main.{_identifier(model)} where {column} >= ? and {column} < ?",
+                f"select {select} from main.{_identifier(model)} where {column} >= ? and {column} < ?{flag}",
                 [_naive_utc(start), _naive_utc(end)],
             )
-            return result.fetch_arrow_table()
+            return result.to_arrow_table()
 
 
 def _duckdb_has_table(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
@@ -394,15 +409,25 @@ class BigQueryWarehouse(Warehouse):
             f"where {column} >= @start and {column} < @end group by 1",
             self._window(start, end),
         )
-        return {_utc(h): int(n) for h, n in zip(found["hour"].to_pylist(), found["n"].to_pylist(), strict=True)}
+        return {
+            _utc(h): int(n) for h, n in zip(found["hour"].to_pylist(), found["n"].to_pylist(), strict=True)
+        }
 
     def read_model(
-        self, model: str, columns: Sequence[str], time_column: str, start: datetime, end: datetime
+        self,
+        model: str,
+        columns: Sequence[str],
+        time_column: str,
+        start: datetime,
+        end: datetime,
+        *,
+        flag_column: str | None = None,
     ) -> pa.Table:
         select = ", ".join(_identifier(c) for c in columns)
         column = _identifier(time_column)
+        flag = f" and {_identifier(flag_column)}" if flag_column else ""
         relation = f"`{self.project}.{self.dataset}.{_identifier(model)}`"
         return self._query(
-            f"select {select} from {relation} where {column} >= @start and {column} < @end",
+            f"select {select} from {relation} where {column} >= @start and {column} < @end{flag}",
             self._window(start, end),
         )

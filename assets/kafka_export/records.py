@@ -142,13 +142,19 @@ def _time_array(values: list[Any], name: str, stats: ConversionStats) -> pa.Arra
         return pa.array(values, type=pa.string()).cast(LAKE_TIMESTAMP)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         parsed = [_parse_time(v) for v in values]
-        stats._coerced(name, sum(1 for v, p in zip(values, parsed, strict=True) if v is not None and p is None))
+        stats._coerced(
+            name, sum(1 for v, p in zip(values, parsed, strict=True) if v is not None and p is None)
+        )
         return pa.array(parsed, type=LAKE_TIMESTAMP)
 
 
 def _properties_array(values: list[Any], stats: ConversionStats) -> pa.Array:
     texts = [
-        None if v is None else v if isinstance(v, str) else orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+        None
+        if v is None
+        else v
+        if isinstance(v, str)
+        else orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
         for v in values
     ]
     return pa.array(texts, type=pa.string())
@@ -193,7 +199,9 @@ def _fast_columns(records: Sequence[KafkaRecord]) -> dict[str, pa.Array] | None:
             found = orjson.loads(value).get("properties")  # type: ignore[arg-type]
             if found is not None:
                 properties[index] = (
-                    found if isinstance(found, str) else orjson.dumps(found, option=orjson.OPT_SORT_KEYS).decode()
+                    found
+                    if isinstance(found, str)
+                    else orjson.dumps(found, option=orjson.OPT_SORT_KEYS).decode()
                 )
     columns["properties"] = pa.array(properties, type=pa.string())
     return columns

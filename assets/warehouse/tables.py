@@ -43,7 +43,9 @@ class RawTable:
     @property
     def arrow_schema(self) -> pa.Schema:
         """The schema of Arrow data and Parquet files: timestamps zoned UTC."""
-        return pa.schema([pa.field(f.name, LAKE_TIMESTAMP if f.type == TIMESTAMP else f.type) for f in self.schema])
+        return pa.schema(
+            [pa.field(f.name, LAKE_TIMESTAMP if f.type == TIMESTAMP else f.type) for f in self.schema]
+        )
 
 
 CLICK_EVENTS: Final = RawTable(
