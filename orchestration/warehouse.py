@@ -248,11 +248,11 @@ class DuckDBWarehouse(Warehouse):
         column = _identifier(time_column)
         flag = f" and {_identifier(flag_column)}" if flag_column else ""
         with self.connect(read_only=True) as connection:
-            result = connection.execute(
+            relation = connection.sql(
                 f"select {select} from main.{_identifier(model)} where {column} >= ? and {column} < ?{flag}",
-                [_naive_utc(start), _naive_utc(end)],
+                params=[_naive_utc(start), _naive_utc(end)],
             )
-            return result.to_arrow_table()
+            return relation.to_arrow_table()
 
 
 def _duckdb_has_table(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:

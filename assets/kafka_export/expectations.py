@@ -54,11 +54,11 @@ class ExpectationSpec:
     kind: str
     column: str
     kwargs: tuple[tuple[str, Any], ...] = ()
+    when_equals: tuple[str, str] | None = None  # only rows where this column has this value
 
     @property
     def name(self) -> str:
-        condition = dict(self.kwargs).get("row_condition")
-        suffix = f" where {condition}" if condition else ""
+        suffix = f' where {self.when_equals[0]}=="{self.when_equals[1]}"' if self.when_equals else ""
         return f"{self.kind}({self.column}){suffix}"
 
 
@@ -71,14 +71,10 @@ def suite_specs(bounds: TimeBounds) -> list[ExpectationSpec]:
         ),
         ExpectationSpec("expect_column_values_to_match_regex", "button_id", (("regex", BUTTON_PATTERN),)),
         ExpectationSpec(
-            "expect_column_values_to_not_be_null",
-            "button_id",
-            (("row_condition", 'event_type=="click"'), ("condition_parser", "pandas")),
+            "expect_column_values_to_not_be_null", "button_id", when_equals=("event_type", "click")
         ),
         ExpectationSpec(
-            "expect_column_values_to_not_be_null",
-            "playback_position_s",
-            (("row_condition", 'event_type=="click"'), ("condition_parser", "pandas")),
+            "expect_column_values_to_not_be_null", "playback_position_s", when_equals=("event_type", "click")
         ),
         ExpectationSpec("expect_column_values_to_be_between", "playback_position_s", (("min_value", 0),)),
         ExpectationSpec(
@@ -107,6 +103,7 @@ def run_suite(frame: pd.DataFrame, specs: Sequence[ExpectationSpec]) -> list[Exp
     """Validate ``frame`` (a RangeIndex) with Great Expectations; one outcome per spec."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.row_conditions import Column
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -119,12 +116,16 @@ def run_suite(frame: pd.DataFrame, specs: Sequence[ExpectationSpec]) -> list[Exp
     suite = gx.ExpectationSuite(name=SUITE_NAME)
     for position, spec in enumerate(specs):
         expectation_class = getattr(gx.expectations, _class_name(spec.kind))
+        kwargs: dict[str, Any] = dict(spec.kwargs)
+        if spec.when_equals is not None:
+            kwargs["row_condition"] = Column(name=spec.when_equals[0]) == spec.when_equals[1]
         meta = {"clickpulse_spec": position}  # GE groups results by column; this maps them back
-        suite.add_expectation(expectation_class(column=spec.column, meta=meta, **dict(spec.kwargs)))
+        suite.add_expectation(expectation_class(column=spec.column, meta=meta, **kwargs))
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     by_position: dict[int, ExpectationOutcome] = {}
     for item in result.results:
-        position = int((item.expectation_config.meta or {})["clickpulse_spec"])
+        config = item.expectation_config
+        position = int(((config.meta if config is not None else None) or {})["clickpulse_spec"])
         exception = item.exception_info or {}
         raised = bool(exception.get("raised_exception")) if isinstance(exception, dict) else False
         error = str(exception.get("exception_message")) if raised else None

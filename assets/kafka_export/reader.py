@@ -86,11 +86,12 @@ def read_ranges(
                     if error.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise KafkaException(error)
-                partition = message.partition()
+                partition, offset = message.partition(), message.offset()
+                if partition is None or offset is None:
+                    continue
                 end = remaining.get(partition)
                 if end is None:
                     continue
-                offset = message.offset()
                 if offset >= end:
                     finished.append(partition)
                     continue
