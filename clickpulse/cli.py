@@ -6,6 +6,29 @@ import logging
 
 import typer
 
+from clickpulse.lazy_commands import LazyGroup, LazySpec
+
+
+class ClickPulseGroup(LazyGroup):
+    lazy_commands = {
+        "simulate": LazySpec(
+            "clickpulse.commands.simulate",
+            "simulate",
+            "Synthetic traffic: live, --backfill-hours into Kafka, or --out to a file.",
+        ),
+        "replay": LazySpec(
+            "clickpulse.commands.simulate",
+            "replay",
+            "Send events from an NDJSON file (through the collector, or --backfill to Kafka).",
+        ),
+        "demo": LazySpec(
+            "clickpulse.commands.demo",
+            "demo",
+            "Start the stack, run the main job end to end, print a summary.",
+        ),
+    }
+
+
 app = typer.Typer(
     help="ClickPulse: real-time button-click analytics and recommendations.",
     no_args_is_help=True,
@@ -15,7 +38,7 @@ stack_app = typer.Typer(help="The local Kafka + Redis stack.", no_args_is_help=T
 app.add_typer(stack_app, name="stack")
 
 
-@app.callback()
+@app.callback(cls=ClickPulseGroup)
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -68,6 +91,28 @@ def consumer(
     from clickpulse.commands.consumer import run_consumer
 
     run_consumer(group, batch_size, metrics_port, from_beginning)
+
+
+@app.command("collector")
+def collector(
+    host: str | None = typer.Option(None, "--host", help="Bind address (default CLICKPULSE_COLLECTOR_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default CLICKPULSE_COLLECTOR_PORT, 8001)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="uvicorn worker processes."),
+) -> None:
+    """Serve POST /v1/events: validate events and write them to Kafka (clicks.raw / clicks.dlq)."""
+    from clickpulse.commands.ingest import run_collector
+
+    run_collector(host, port, workers)
+
+
+@app.command("bridge")
+def bridge(
+    channel: str | None = typer.Option(None, "--channel", help="Redis channel (default ingest:events)."),
+) -> None:
+    """Forward events published on a Redis Pub/Sub channel to Kafka (at-most-once)."""
+    from clickpulse.commands.ingest import run_bridge
+
+    run_bridge(channel)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,26 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", alias="CLICKPULSE_API_HOST")
     api_port: int = Field(8000, alias="CLICKPULSE_API_PORT")
 
+    collector_cors_origins: str = Field(
+        "*",
+        alias="CLICKPULSE_COLLECTOR_CORS_ORIGINS",
+        description="Comma-separated browser origins allowed to post events; * allows any player page.",
+    )
+    collector_delivery_timeout_s: float = Field(
+        10.0,
+        alias="CLICKPULSE_COLLECTOR_DELIVERY_TIMEOUT_S",
+        gt=0,
+        description="Producer message.timeout.ms: how long a request waits for Kafka before it gets a 503.",
+    )
+    collector_retry_after_s: int = Field(2, alias="CLICKPULSE_COLLECTOR_RETRY_AFTER_S", ge=0)
+    collector_queue_full_wait_s: float = Field(
+        0.5,
+        alias="CLICKPULSE_COLLECTOR_QUEUE_FULL_WAIT_S",
+        ge=0,
+        description="How long a request waits for room in a full producer queue before it gets a 503.",
+    )
+    bridge_channel: str = Field("ingest:events", alias="CLICKPULSE_BRIDGE_CHANNEL")
+
     topic_raw: str = Field("clicks.raw", alias="CLICKPULSE_TOPIC_RAW")
     topic_enriched: str = Field("clicks.enriched", alias="CLICKPULSE_TOPIC_ENRICHED")
     topic_dlq: str = Field("clicks.dlq", alias="CLICKPULSE_TOPIC_DLQ")
@@ -175,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def read_key_set(self) -> frozenset[str]:
         return _split_keys(self.read_keys)
+
+    @property
+    def collector_cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.collector_cors_origins.split(",") if o.strip()]
 
 
 def _split_keys(value: SecretStr) -> frozenset[str]:

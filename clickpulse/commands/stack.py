@@ -11,7 +11,7 @@ from clickpulse.stack import launcher
 from clickpulse.stack.processes import StackError
 
 
-def _print(statuses: list[launcher.ServiceStatus]) -> None:
+def print_statuses(statuses: list[launcher.ServiceStatus]) -> None:
     typer.echo(f"{'service':<14} {'address':<48} {'state':<5} {'version':<10} owner")
     for item in statuses:
         typer.echo(item.line())
@@ -25,7 +25,7 @@ def run_up(cluster: bool) -> None:
     except StackError as exc:
         typer.secho(f"stack up failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
-    _print(statuses)
+    print_statuses(statuses)
     typer.echo(f"stack ready in {time.monotonic() - began:.1f}s")
     if cluster:
         typer.echo(
@@ -41,6 +41,6 @@ def run_down(cluster: bool) -> None:
 
 def run_status() -> None:
     statuses = launcher.status(get_settings())
-    _print(statuses)
+    print_statuses(statuses)
     if not all(s.up for s in statuses):
         raise typer.Exit(3)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # types-PyYAML is not a dev dependency
+import yaml
 
 from assets.dbt_vars import (
     TrendingParams,

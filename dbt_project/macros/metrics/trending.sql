@@ -20,7 +20,7 @@
     {#- #} else cast(0 as {{ float_type() }}) end
 {%- endmacro %}
 
-{#- The trending reference time: var('as_of') if set, else the latest event_time of the relation. -#}
+{#- The trending reference time: var('as_of') if set, else the latest event_time of the relation or CTE. -#}
 {% macro trending_as_of(events_relation, event_time_column='event_time') -%}
     {%- if var('as_of', none) -%}
         {{ timestamp_literal(var('as_of')) }}

@@ -14,7 +14,7 @@ videos as (
 
 reference_time as (
 
-    select {{ trending_as_of(ref('stg_kafka__click_events')) }} as as_of
+    select {{ trending_as_of('events') }} as as_of
 
 ),
 
