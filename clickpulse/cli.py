@@ -74,5 +74,24 @@ def stack_status() -> None:
     run_status()
 
 
+@app.command("consumer")
+def consumer(
+    group: str = typer.Option(
+        None, "--group", help="Consumer group (default: CLICKPULSE_CONSUMER_GROUP, realtime)."
+    ),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Records per batch (default 1000)."),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", min=0, help="Port of /metrics (default 8002; 0 disables it)."
+    ),
+    from_beginning: bool = typer.Option(
+        False, "--from-beginning", help="Start each assigned partition at its first offset (a replay)."
+    ),
+) -> None:
+    """Consume clicks.raw into Redis counters, profiles and live Pub/Sub, and clicks.enriched."""
+    from clickpulse.commands.consumer import run_consumer
+
+    run_consumer(group, batch_size, metrics_port, from_beginning)
+
+
 if __name__ == "__main__":
     app()

@@ -45,6 +45,74 @@ class Settings(BaseSettings):
         description="Stream grace for windowed counters and the dbt lookback for incremental marts.",
     )
 
+    redis_url_live: str | None = Field(
+        None,
+        alias="CLICKPULSE_REDIS_URL_LIVE",
+        description="Live counters, trending, dedupe; REDIS_URL if unset.",
+    )
+    redis_url_windows: str | None = Field(
+        None, alias="CLICKPULSE_REDIS_URL_WINDOWS", description="Minute/hour buckets and windowed uniques."
+    )
+    redis_url_profiles: str | None = Field(
+        None, alias="CLICKPULSE_REDIS_URL_PROFILES", description="User profiles and user attributes."
+    )
+    redis_url_videos: str | None = Field(
+        None, alias="CLICKPULSE_REDIS_URL_VIDEOS", description="Video metadata hashes."
+    )
+    redis_url_recs: str | None = Field(
+        None, alias="CLICKPULSE_REDIS_URL_RECS", description="Recommendation lists and their version pointer."
+    )
+    redis_prefix: str = Field(
+        "cp", alias="CLICKPULSE_REDIS_PREFIX", min_length=1, description="Prefix of every ClickPulse key."
+    )
+    live_channel_prefix: str = Field(
+        "",
+        alias="CLICKPULSE_LIVE_CHANNEL_PREFIX",
+        description="Namespace for the live:* Pub/Sub channels; empty gives the documented bare names.",
+    )
+
+    consumer_group: str = Field("realtime", alias="CLICKPULSE_CONSUMER_GROUP")
+    consumer_batch_size: int = Field(1000, alias="CLICKPULSE_CONSUMER_BATCH_SIZE", ge=1, le=100_000)
+    consumer_batch_timeout_s: float = Field(0.1, alias="CLICKPULSE_CONSUMER_BATCH_TIMEOUT_S", gt=0)
+    consumer_session_timeout_ms: int = Field(30_000, alias="CLICKPULSE_CONSUMER_SESSION_TIMEOUT_MS", ge=1000)
+    consumer_metrics_port: int = Field(
+        8002, alias="CLICKPULSE_CONSUMER_METRICS_PORT", ge=0, description="0 disables /metrics."
+    )
+    consumer_lua_max_events: int = Field(
+        2000,
+        alias="CLICKPULSE_CONSUMER_LUA_MAX_EVENTS",
+        ge=1,
+        description="Events per Lua call at most, so one call never blocks Redis for long.",
+    )
+    live_publish_interval_ms: int = Field(250, alias="CLICKPULSE_LIVE_PUBLISH_INTERVAL_MS", ge=10)
+    enrichment_cache_size: int = Field(50_000, alias="CLICKPULSE_ENRICHMENT_CACHE_SIZE", ge=0)
+    enrichment_cache_ttl_s: float = Field(300.0, alias="CLICKPULSE_ENRICHMENT_CACHE_TTL_S", ge=0)
+
+    trending_weight_impression: float = Field(0.1, alias="CLICKPULSE_TRENDING_WEIGHT_IMPRESSION", ge=0)
+    trending_weight_click: float = Field(1.0, alias="CLICKPULSE_TRENDING_WEIGHT_CLICK", ge=0)
+    trending_weight_conversion: float = Field(5.0, alias="CLICKPULSE_TRENDING_WEIGHT_CONVERSION", ge=0)
+    trending_half_life_hours: float = Field(
+        6.0,
+        alias="CLICKPULSE_TRENDING_HALF_LIFE_HOURS",
+        gt=0,
+        description="Half-life of the trending score; the dbt popularity mart uses the same value.",
+    )
+    trending_max_members: int = Field(10_000, alias="CLICKPULSE_TRENDING_MAX_MEMBERS", ge=10)
+    trending_renormalise_half_lives: float = Field(
+        64.0,
+        alias="CLICKPULSE_TRENDING_RENORMALISE_HALF_LIVES",
+        gt=0,
+        description="Rescale the stored trending scores once the clock is this many half-lives past t0.",
+    )
+    dedupe_margin_minutes: int = Field(
+        30,
+        alias="CLICKPULSE_DEDUPE_MARGIN_MINUTES",
+        ge=0,
+        description="The event_id seen-set covers the allowed lateness plus this margin.",
+    )
+    profile_ttl_days: int = Field(30, alias="CLICKPULSE_PROFILE_TTL_DAYS", ge=1)
+    profile_recent_videos: int = Field(50, alias="CLICKPULSE_PROFILE_RECENT_VIDEOS", ge=1)
+
     redis_maxmemory: str = Field("2gb", alias="CLICKPULSE_REDIS_MAXMEMORY")
     stack_start_timeout_s: float = Field(120.0, alias="CLICKPULSE_STACK_START_TIMEOUT_S")
 

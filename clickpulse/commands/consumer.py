@@ -1,0 +1,42 @@
+"""`clickpulse consumer`: run one member of the realtime consumer group until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+import typer
+
+from clickpulse.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def run_consumer(
+    group: str | None, batch_size: int | None, metrics_port: int | None, from_beginning: bool
+) -> None:
+    from streaming.consumer import RealtimeConsumer
+    from streaming.consumer.metrics import serve
+    from streaming.redis_conn import RedisUnavailableError
+
+    settings = get_settings()
+    try:
+        consumer = RealtimeConsumer(
+            settings, group=group, batch_size=batch_size, from_beginning=from_beginning
+        )
+    except RedisUnavailableError as exc:
+        typer.secho(f"consumer cannot start: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+    def _graceful(signum: int, _frame: FrameType | None) -> None:
+        logger.info("%s received: finishing the current batch", signal.Signals(signum).name)
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, _graceful)
+    signal.signal(signal.SIGINT, _graceful)
+    serve(settings.consumer_metrics_port if metrics_port is None else metrics_port)
+    try:
+        consumer.run()
+    finally:
+        consumer.close()

@@ -1,0 +1,368 @@
+"""The realtime consumer: clicks.raw → Redis state, clicks.enriched, clicks.dlq, live Pub/Sub.
+
+One loop, one batch at a time:
+
+1. ``consume(num_messages=batch_size)``; decode and validate every record with the event contract.
+2. Look up user attributes (LRU, then one Redis pipeline for the misses).
+3. Apply the batch to Redis (``StateWriter``: dedupe, watermarks, a few Lua calls).
+4. Produce the first occurrences, enriched, to clicks.enriched (same key and Kafka timestamp as the
+   raw record) and the invalid records to clicks.dlq; wait until Kafka confirmed every delivery.
+5. Only then store the offsets; librdkafka commits stored offsets every second, on partition revoke
+   (synchronously, in the callback) and on close.
+
+A failure in steps 2-4 retries the whole batch (every step is idempotent or at-least-once), so a
+crash anywhere loses nothing and a replay counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from clickpulse.settings import Settings
+from streaming import dlq
+from streaming.consumer import metrics
+from streaming.consumer.enrichment import UserAttributesCache
+from streaming.consumer.live import LivePublisher, UserClickHook, UserClickPublisher, user_clicks
+from streaming.consumer.records import DecodedBatch, decode_batch
+from streaming.consumer.state import ApplyResult, StateWriter
+from streaming.contract import event_to_dict
+from streaming.kafka_io import consumer_config, producer_config
+from streaming.keyspace import Keyspace, Retention
+from streaming.redis_conn import Family, RedisRouter
+
+logger = logging.getLogger(__name__)
+
+STAGE = "consumer"
+FLUSH_TIMEOUT_S = 30.0
+MAX_BACKOFF_S = 5.0
+JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not confirm every enriched record or dead letter of a batch."""
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counts since the consumer started (this process)."""
+
+    batches: int = 0
+    records: int = 0
+    counted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    late: int = 0
+    enriched: int = 0
+    retries: int = 0
+
+
+class RealtimeConsumer:
+    """The ``realtime`` consumer group member. ``run()`` until ``stop()``, N batches, or idle."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group: str | None = None,
+        batch_size: int | None = None,
+        router: RedisRouter | None = None,
+        keyspace: Keyspace | None = None,
+        user_click_hooks: Sequence[UserClickHook] | None = None,
+        from_beginning: bool = False,
+        consumer_overrides: Mapping[str, Any] | None = None,
+        record_latencies: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.group = group or settings.consumer_group
+        self.batch_size = batch_size or settings.consumer_batch_size
+        self.topic = settings.topic_raw
+        self.retention = Retention.from_settings(settings)
+        self._owns_router = router is None
+        self.router = router or RedisRouter.from_settings(settings)
+        self.keyspace = keyspace or Keyspace.from_settings(settings)
+        self.writer = StateWriter(self.router, self.keyspace, settings, self.topic)
+        self.enricher = UserAttributesCache(
+            self.router.client(Family.PROFILES),
+            self.keyspace,
+            settings.enrichment_cache_size,
+            settings.enrichment_cache_ttl_s,
+        )
+        live_client = self.router.client(Family.LIVE)
+        self.live = LivePublisher(live_client, self.keyspace, settings.live_publish_interval_ms / 1000)
+        self.user_click_hooks: list[UserClickHook] = (
+            list(user_click_hooks)
+            if user_click_hooks is not None
+            else [UserClickPublisher(live_client, self.keyspace)]
+        )
+        self.from_beginning = from_beginning
+        self.stats = RunStats()
+        self.latencies: list[float] | None = [] if record_latencies else None
+        self._stop = threading.Event()
+        self._delivery_errors: list[str] = []
+        self._reset_done: set[int] = set()
+        self._assigned: set[int] = set()
+        self._labels = {"group": self.group}
+
+        self.producer = Producer(producer_config(settings))
+        overrides = {"session.timeout.ms": settings.consumer_session_timeout_ms, **(consumer_overrides or {})}
+        self.consumer = Consumer(consumer_config(settings, self.group, **overrides))
+        self.consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        logger.info(
+            "consumer group %r subscribed to %s (batch size %d)", self.group, self.topic, self.batch_size
+        )
+
+    # Rebalance callbacks (run inside consume()).
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update(p.partition for p in partitions)
+        logger.info("assigned %s", sorted(p.partition for p in partitions))
+        if self.from_beginning:
+            fresh = [p for p in partitions if p.partition not in self._reset_done]
+            for p in fresh:
+                p.offset = OFFSET_BEGINNING
+                self._reset_done.add(p.partition)
+            if fresh:
+                consumer.incremental_assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info("revoked %s; committing stored offsets", sorted(p.partition for p in partitions))
+        self._commit()
+        for p in partitions:
+            self._assigned.discard(p.partition)
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(self.group, self.topic, str(p.partition))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.warning(
+            "lost %s (session timed out); their batches will be replayed", [p.partition for p in partitions]
+        )
+        for p in partitions:
+            self._assigned.discard(p.partition)
+
+    def _commit(self) -> None:
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                logger.warning("commit failed: %s", exc)
+
+    # The loop.
+    def stop(self) -> None:
+        """Ask ``run`` to return after the current batch (safe from signal handlers and threads)."""
+        self._stop.set()
+
+    def run(
+        self,
+        *,
+        max_batches: int | None = None,
+        idle_timeout_s: float | None = None,
+        stop_when: Callable[[RunStats], bool] | None = None,
+    ) -> RunStats:
+        """Process batches until ``stop()``, ``max_batches``, ``stop_when(stats)``, or no record for
+        ``idle_timeout_s`` while partitions are assigned."""
+        last_activity = time.monotonic()
+        batches = 0
+        while not self._stop.is_set():
+            messages = self.consumer.consume(
+                num_messages=self.batch_size, timeout=self.settings.consumer_batch_timeout_s
+            )
+            if messages:
+                if not self._process(messages):
+                    break
+                batches += 1
+                last_activity = time.monotonic()
+            else:
+                self.live.maybe_publish()
+                if not self._assigned:
+                    last_activity = time.monotonic()
+            if max_batches is not None and batches >= max_batches:
+                break
+            if stop_when is not None and stop_when(self.stats):
+                break
+            if idle_timeout_s is not None and time.monotonic() - last_activity > idle_timeout_s:
+                break
+        return self.stats
+
+    def _process(self, messages: list[Any]) -> bool:
+        """One batch, retried until it succeeds; False when asked to stop before it did."""
+        began = time.monotonic()
+        batch = decode_batch(messages, self.retention.lateness_s)
+        attempt = 0
+        while True:
+            try:
+                result = self._write(batch)
+                break
+            except (redis.RedisError, KafkaException, DeliveryError, BufferError) as exc:
+                attempt += 1
+                self.stats.retries += 1
+                if isinstance(exc, redis.RedisError):
+                    metrics.REDIS_ERRORS.labels(**self._labels).inc()
+                else:
+                    metrics.PRODUCE_ERRORS.labels(**self._labels).inc()
+                delay = min(MAX_BACKOFF_S, 0.1 * 2**attempt)
+                logger.warning("batch failed (attempt %d, retrying in %.1fs): %s", attempt, delay, exc)
+                if self._stop.wait(delay):
+                    logger.warning("stopping with a failed batch; its offsets stay uncommitted")
+                    return False
+        self._store_offsets(batch.next_offsets)
+        self._account(batch, result, time.monotonic() - began)
+        self._after_batch(batch, result)
+        return True
+
+    def _write(self, batch: DecodedBatch) -> ApplyResult:
+        attributes = self.enricher.lookup(e.event.user_id for e in batch.events)
+        result = self.writer.apply(batch.events)
+        written_at = time.time()
+        metric = metrics.EVENT_TO_REDIS_SECONDS.labels(**self._labels)
+        for e in batch.events:
+            latency = written_at - e.timestamp_ms / 1000
+            metric.observe(latency)
+            if self.latencies is not None:
+                self.latencies.append(latency)
+
+        self._delivery_errors.clear()
+        enriched = 0
+        for e in batch.events:
+            if not e.first:
+                continue
+            data = event_to_dict(e.event)
+            attrs = attributes.get(e.event.user_id)
+            if attrs is not None:
+                data.update(attrs.enrichment_fields())
+            data["is_late"] = e.is_late
+            if data.get("received_at") is None:
+                data["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
+            self._produce(
+                self.settings.topic_enriched,
+                value=orjson.dumps(data, option=JSON_OPTIONS),
+                key=e.event.user_id.encode(),
+                timestamp=e.timestamp_ms,
+            )
+            enriched += 1
+        for letter in batch.dead_letters:
+            self._produce_dead_letter(
+                letter.value, letter.key, letter.partition, letter.offset, letter.reason
+            )
+        remaining = self.producer.flush(FLUSH_TIMEOUT_S)
+        if remaining:
+            raise DeliveryError(f"{remaining} records not confirmed by Kafka within {FLUSH_TIMEOUT_S:.0f}s")
+        if self._delivery_errors:
+            raise DeliveryError(f"{len(self._delivery_errors)} deliveries failed: {self._delivery_errors[0]}")
+        self.stats.enriched += enriched
+        return result
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            self._delivery_errors.append(str(err))
+
+    def _produce(self, topic: str, **kwargs: Any) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, on_delivery=self._on_delivery, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _produce_dead_letter(
+        self, value: bytes, key: bytes | None, partition: int, offset: int, reason: str
+    ) -> None:
+        while True:
+            try:
+                dlq.send_dead_letter(
+                    self.producer,
+                    self.settings.topic_dlq,
+                    value,
+                    reason,
+                    STAGE,
+                    key=key,
+                    source_topic=self.topic,
+                    partition=partition,
+                    offset=offset,
+                    on_delivery=self._on_delivery,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _store_offsets(self, next_offsets: Mapping[int, int]) -> None:
+        for partition, offset in next_offsets.items():
+            try:
+                self.consumer.store_offsets(offsets=[TopicPartition(self.topic, partition, offset)])
+            except KafkaException as exc:
+                # The partition was revoked while the batch ran; its new owner replays it (idempotently).
+                logger.info("offset %d of partition %d not stored: %s", offset, partition, exc)
+
+    def _account(self, batch: DecodedBatch, result: ApplyResult, seconds: float) -> None:
+        s = self.stats
+        counted = len(batch.events) - result.duplicates
+        late = sum(1 for e in batch.events if e.is_late and e.first)
+        s.batches += 1
+        s.records += batch.records
+        s.counted += counted
+        s.duplicates += result.duplicates
+        s.dead_letters += len(batch.dead_letters)
+        s.late += late
+        labels = self._labels
+        metrics.RECORDS.labels(**labels).inc(batch.records)
+        metrics.EVENTS.labels(outcome="counted", **labels).inc(counted)
+        metrics.EVENTS.labels(outcome="duplicate", **labels).inc(result.duplicates)
+        metrics.DUPLICATES.labels(**labels).inc(result.duplicates)
+        metrics.DEAD_LETTERS.labels(**labels).inc(len(batch.dead_letters))
+        metrics.LATE.labels(**labels).inc(late)
+        metrics.BATCH_SECONDS.labels(**labels).observe(seconds)
+        metrics.BATCH_SIZE.labels(**labels).observe(batch.records)
+        lag: dict[str, int] = {}
+        for partition, next_offset in batch.next_offsets.items():
+            try:
+                _low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high is None or high < 0:
+                continue
+            behind = max(0, high - next_offset)
+            lag[f"{self.topic}:{partition}"] = behind
+            metrics.LAG.labels(self.group, self.topic, str(partition)).set(behind)
+        self.live.set_lag(lag)
+
+    def _after_batch(self, batch: DecodedBatch, result: ApplyResult) -> None:
+        self.live.record(batch.events)
+        self.live.maybe_publish()
+        if not result.applied_clicks:
+            return
+        clicks = user_clicks(result.applied_clicks)
+        for hook in self.user_click_hooks:
+            try:
+                hook(clicks)
+            except Exception:
+                logger.exception("user click hook %r failed", hook)
+
+    def close(self) -> None:
+        """Commit what was stored, leave the group, flush the producer."""
+        try:
+            self._commit()
+            self.consumer.close()
+        finally:
+            self.producer.flush(FLUSH_TIMEOUT_S)
+            if self._owns_router:
+                self.router.close()
+        logger.info("consumer closed: %s", self.stats)
+
+    def __enter__(self) -> RealtimeConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,146 @@
+-- Live counters (no TTL, never evicted under volatile-lru).
+-- Group kind 'v' (phase 1, per video): event_id dedupe, totals, clicks per button, late count,
+--   all-time uniques. Event: {partition, offset, kind, button, event_id, seen_hour, late, user_id}.
+--   Returns one character per event: '1' first occurrence (counted now or already counted by an
+--   earlier run of the same offset), '0' duplicate event_id from another offset.
+-- Group kind 'g' (phase 2, the {global} slot): global totals, CTR counters per button / surface /
+--   rec slot, trending scores, events per second. Event: {partition, offset, kind, button, surface,
+--   slot, video_id, time_s, late}. Returns the number of events applied.
+
+local function video(base, events)
+  local wm = Watermark(base .. '${wm}', 'live:' .. topic .. ':')
+  local seen_prefix = base .. '${seen}'
+  local back = req.seen_back
+  local counts, users, touched, flags = {}, {}, {}, {}
+  for i, e in ipairs(events) do
+    local p, o, kind, button, eid, hour, late, user = e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]
+    local position = p .. ':' .. o
+    local found = false
+    for k = 0, back do
+      found = redis.call('HGET', seen_prefix .. (hour - k), eid)
+      if found then
+        break
+      end
+    end
+    local first = true
+    if found then
+      first = (found == position)
+    else
+      local seen_key = seen_prefix .. hour
+      redis.call('HSET', seen_key, eid, position)
+      touched[seen_key] = true
+    end
+    if first then
+      flags[i] = '1'
+      if wm.fresh(p, o) then
+        add(counts, METRIC[kind], 1)
+        if kind == 'c' and button ~= '' then
+          add(counts, 'clicks:' .. button, 1)
+        end
+        if late == 1 then
+          add(counts, 'late', 1)
+        end
+        users[user] = true
+      end
+    else
+      flags[i] = '0'
+    end
+  end
+  for seen_key in pairs(touched) do
+    redis.call('EXPIRE', seen_key, req.seen_ttl)
+  end
+  hincr_all(base .. '${totals}', counts)
+  pfadd_all(base .. '${uniq}', keys_of(users))
+  wm.save()
+  return table.concat(flags)
+end
+
+local function rescale_trending(zkey, factor)
+  local all = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do
+    redis.call('ZADD', zkey, fmt(tonumber(all[i + 1]) * factor), all[i])
+  end
+end
+
+local function global(base, events)
+  local wm = Watermark(base .. '${wm}', 'live:' .. topic .. ':')
+  local totals = {}
+  local ctr = {button = {}, surface = {}, slot = {}}
+  local scores = {}
+  local applied = 0
+  local hl = req.half_life_s
+  local meta_key = base .. '${trending_meta}'
+  local zkey = base .. '${trending}'
+  local t0 = tonumber(redis.call('HGET', meta_key, 't0') or '')
+  local tmax = nil
+  for _, e in ipairs(events) do
+    local p, o, kind, button, surface, slot, video_id, t, late =
+      e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]
+    if wm.fresh(p, o) then
+      applied = applied + 1
+      local metric = METRIC[kind]
+      add(totals, 'events', 1)
+      add(totals, metric, 1)
+      if late == 1 then
+        add(totals, 'late', 1)
+      end
+      if button ~= '' then
+        add(ctr.button, button .. '|' .. metric, 1)
+      end
+      if surface ~= '' then
+        add(ctr.surface, surface .. '|' .. metric, 1)
+      end
+      if slot ~= '' then
+        add(ctr.slot, slot .. '|' .. metric, 1)
+      end
+      if t0 == nil then
+        t0 = t - (t % 3600)
+        redis.call('HSET', meta_key, 't0', string.format('%d', t0), 'half_life_s', fmt(hl))
+      end
+      if tmax == nil or t > tmax then
+        tmax = t
+      end
+      add(scores, video_id, req.weights[kind] * 2 ^ ((t - t0) / hl))
+    end
+  end
+  if applied == 0 then
+    wm.save()
+    return 0
+  end
+  -- Scores are stored scaled by 2^((t - t0) / half_life); move t0 forward before they grow too big.
+  if tmax - t0 > req.renormalise_s then
+    local new_t0 = tmax - (tmax % 3600)
+    local factor = 2 ^ (-(new_t0 - t0) / hl)
+    rescale_trending(zkey, factor)
+    for video_id, s in pairs(scores) do
+      scores[video_id] = s * factor
+    end
+    redis.call('HSET', meta_key, 't0', string.format('%d', new_t0))
+  end
+  for video_id, s in pairs(scores) do
+    redis.call('ZINCRBY', zkey, fmt(s), video_id)
+  end
+  local size = redis.call('ZCARD', zkey)
+  if size > req.trending_max then
+    redis.call('ZREMRANGEBYRANK', zkey, 0, size - req.trending_max - 1)
+  end
+  hincr_all(base .. '${totals}', totals)
+  for dim, fields in pairs(ctr) do
+    hincr_all(base .. '${ctr}' .. dim, fields)
+  end
+  local eps_key = base .. '${eps}' .. req.now_s
+  redis.call('INCRBY', eps_key, applied)
+  redis.call('EXPIRE', eps_key, req.eps_ttl)
+  wm.save()
+  return applied
+end
+
+local out = {}
+for gi, events in ipairs(req.g) do
+  if req.k[gi] == 'v' then
+    out[gi] = video(KEYS[gi], events)
+  else
+    out[gi] = global(KEYS[gi], events)
+  end
+end
+return out

@@ -1,0 +1,67 @@
+-- Per-user profile (cache: every key gets the profile TTL again on each write).
+-- Group kind 'u' (per user): counts, last seen, button affinities, recent videos (distinct, newest
+--   first, capped). Event: {partition, offset, kind, button, video_id, event_time_ms}.
+-- The offset watermark lives in the profile hash itself, so it is evicted or expires together with
+-- the counts it guards. Returns one character per event: '1' applied now, '0' not (a replay).
+
+local function user(base, events)
+  local profile_key = base .. '${profile}'
+  local buttons_key = base .. '${user_buttons}'
+  local recent_key = base .. '${recent}'
+  local wm = Watermark(profile_key, 'wm:' .. topic .. ':')
+  local counts, buttons, last_index, flags = {}, {}, {}, {}
+  local last_seen = tonumber(redis.call('HGET', profile_key, 'last_seen_ms') or '') or -1
+  local last_video = nil
+  for i, e in ipairs(events) do
+    local p, o, kind, button, video_id, t_ms = e[1], e[2], e[3], e[4], e[5], e[6]
+    if wm.fresh(p, o) then
+      flags[i] = '1'
+      add(counts, 'events', 1)
+      add(counts, METRIC[kind], 1)
+      if kind == 'c' and button ~= '' then
+        add(buttons, button, 1)
+      end
+      if kind ~= 'i' then
+        last_index[video_id] = i
+      end
+      if t_ms > last_seen then
+        last_seen = t_ms
+        last_video = video_id
+      end
+    else
+      flags[i] = '0'
+    end
+  end
+  if last_video ~= nil then
+    redis.call('HSET', profile_key, 'last_seen_ms', string.format('%d', last_seen), 'last_video', last_video)
+  end
+  hincr_all(profile_key, counts)
+  hincr_all(buttons_key, buttons)
+  local recent = keys_of(last_index)
+  if #recent > 0 then
+    table.sort(recent, function(a, b) return last_index[a] < last_index[b] end)
+    for _, video_id in ipairs(recent) do
+      redis.call('LREM', recent_key, 0, video_id)
+    end
+    local i = 1
+    while i <= #recent do
+      local j = math.min(i + 499, #recent)
+      redis.call('LPUSH', recent_key, unpack(recent, i, j))
+      i = j + 1
+    end
+    redis.call('LTRIM', recent_key, 0, req.recent_cap - 1)
+    redis.call('EXPIRE', recent_key, req.profile_ttl)
+  end
+  wm.save()
+  redis.call('EXPIRE', profile_key, req.profile_ttl)
+  if next(buttons) ~= nil then
+    redis.call('EXPIRE', buttons_key, req.profile_ttl)
+  end
+  return table.concat(flags)
+end
+
+local out = {}
+for gi, events in ipairs(req.g) do
+  out[gi] = user(KEYS[gi], events)
+end
+return out

@@ -1,0 +1,232 @@
+"""The realtime consumer against the real Kafka and Redis: counts equal the ground truth, exactly once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from clickpulse.settings import Settings
+from streaming.consumer import RealtimeConsumer, UserClicks
+from streaming.contract import decode_and_validate
+from streaming.dlq import (
+    HEADER_ERROR,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+    HEADER_STAGE,
+    read_headers,
+)
+from streaming.keyspace import Keyspace, read_global, write_user_attributes
+from streaming.redis_conn import Family, RedisRouter
+from tests.integration.consumer_support import (
+    Expected,
+    Record,
+    committed,
+    compare,
+    compare_with_simulator_truth,
+    consumer_env,
+    garbage,
+    handmade,
+    now_ms,
+    produce,
+    read_topic,
+    redis_state,
+    reset_group,
+    simulated,
+    start_consumer_process,
+    wait_caught_up,
+    with_duplicates,
+)
+
+
+@pytest.fixture
+def private(
+    settings: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> Iterator[Settings]:
+    """Settings with this test's own topics, Redis key prefix and channel namespace; keys deleted after."""
+    prefix = unique_name("t")
+    own = settings.model_copy(
+        update={
+            "topic_raw": new_topic("raw", 3),
+            "topic_enriched": new_topic("enriched", 3),
+            "topic_dlq": new_topic("dlq", 1),
+            "redis_prefix": prefix,
+            "live_channel_prefix": prefix,
+            "consumer_session_timeout_ms": 6000,
+        }
+    )
+    yield own
+    router = RedisRouter.from_settings(own)
+    for client in router.clients():
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+    router.close()
+
+
+def run_until(consumer: RealtimeConsumer, records: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    consumer.run(stop_when=lambda s: s.records >= records or time.monotonic() > deadline)
+    assert consumer.stats.records >= records, f"consumed {consumer.stats.records} of {records} records"
+
+
+def traffic(settings: Settings, events: int, seed: int) -> tuple[list[Record], Any]:
+    """Simulator backfill + hand-made late/current events + garbage, with re-sent duplicates."""
+    now = now_ms()
+    sim_records, truth = simulated(events, seed)
+    extra = handmade(events // 10, seed, now, settings.allowed_lateness_minutes * 60)
+    bad = garbage(now)
+    mixed = sim_records[: len(sim_records) // 2] + bad + extra + sim_records[len(sim_records) // 2 :]
+    return with_duplicates(mixed, 0.02, seed, now), truth
+
+
+def test_counts_equal_truth_and_replay_changes_nothing(private: Settings) -> None:
+    records, truth = traffic(private, 6000, seed=7)
+    router = RedisRouter.from_settings(private)
+    ks = Keyspace.from_settings(private)
+    attributed = {"hm-u1": ("DE", "premium", "de"), "hm-u2": ("BR", "basic", "pt")}
+    write_user_attributes(
+        router,
+        [
+            {"user_id": u, "country": c, "subscription_tier": t, "language": lang}
+            for u, (c, t, lang) in attributed.items()
+        ],
+        keyspace=ks,
+    )
+    produce(private.kafka_bootstrap_servers, private.topic_raw, records)
+    now_s = time.time()
+    expected = Expected.of(records, private.allowed_lateness_minutes * 60, now_s)
+    assert expected.duplicates > 50 and expected.invalid >= 13 and expected.late > 20
+
+    clicked: list[UserClicks] = []
+    group = f"{private.redis_prefix}.g"
+    consumer = RealtimeConsumer(
+        private, group=group, router=router, keyspace=ks, user_click_hooks=[clicked.extend]
+    )
+    try:
+        run_until(consumer, len(records))
+    finally:
+        consumer.close()
+    stats = consumer.stats
+    assert (stats.counted, stats.duplicates, stats.dead_letters) == (
+        expected.valid,
+        expected.duplicates,
+        expected.invalid,
+    )
+    assert compare(router, ks, expected) == []
+    assert compare_with_simulator_truth(router, ks, truth) == []
+    assert sum(len(u.clicks) for u in clicked) == expected.totals["clicks"]
+
+    # clicks.enriched: every counted event once, same key and Kafka timestamp, enrichment fields.
+    enriched = read_topic(private.kafka_bootstrap_servers, private.topic_enriched, expected.valid)
+    by_id = {orjson.loads(m.value())["event_id"]: m for m in enriched}
+    assert len(enriched) == len(by_id) == expected.valid
+    for first in expected.first_events:
+        msg = by_id[first["event_id"]]
+        body = orjson.loads(msg.value())
+        assert msg.timestamp()[1] == first["ts"]
+        assert msg.key() == first["user_id"].encode()
+        assert body["is_late"] == first["late"]
+        assert body["received_at"]
+        country, tier, language = attributed.get(first["user_id"], (None, None, None))
+        assert (body["user_country"], body["user_tier"], body["user_language"]) == (country, tier, language)
+
+    # clicks.dlq: original bytes and headers for every invalid record.
+    letters = read_topic(private.kafka_bootstrap_servers, private.topic_dlq, expected.invalid)
+    assert len(letters) == expected.invalid
+    sent_bad = {
+        r.value or b"" for r in records if r.value is None or decode_and_validate(r.value).event is None
+    }
+    for letter in letters:
+        headers = read_headers(letter.headers())
+        assert (letter.value() or b"") in sent_bad
+        assert headers[HEADER_STAGE] == "consumer" and headers[HEADER_ERROR]
+        assert headers[HEADER_SOURCE_TOPIC] == private.topic_raw
+        assert int(headers[HEADER_SOURCE_PARTITION]) in range(3) and int(headers[HEADER_SOURCE_OFFSET]) >= 0
+
+    # Reset the group to the beginning and replay everything: no counter moves.
+    live = router.client(Family.LIVE)
+    before = redis_state(live, private.redis_prefix)
+    reset_group(private.kafka_bootstrap_servers, group, private.topic_raw)
+    replay = RealtimeConsumer(
+        private, group=group, router=router, keyspace=ks, user_click_hooks=[clicked.extend]
+    )
+    try:
+        run_until(replay, len(records))
+    finally:
+        replay.close()
+    assert replay.stats.records == len(records)
+    assert redis_state(live, private.redis_prefix) == before
+    assert sum(len(u.clicks) for u in clicked) == expected.totals["clicks"], "a replay re-notified users"
+    router.close()
+
+
+class Feeder(threading.Thread):
+    """Produces records at a steady pace while consumers run, so a kill lands mid-stream."""
+
+    def __init__(self, bootstrap: str, topic: str, records: list[Record], per_s: int) -> None:
+        super().__init__(daemon=True)
+        self.args = (bootstrap, topic, records, per_s)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        bootstrap, topic, records, per_s = self.args
+        chunk = max(1, per_s // 10)
+        for i in range(0, len(records), chunk):
+            produce(bootstrap, topic, records[i : i + chunk])
+            time.sleep(0.1)
+        self.done.set()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _counted(router: RedisRouter, ks: Keyspace) -> int:
+    return int(read_global(router, keyspace=ks)["totals"]["events"])
+
+
+@pytest.mark.parametrize("consumers", [1, 2], ids=["sigkill-restart", "two-consumers-one-killed"])
+def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path, consumers: int) -> None:
+    records, _truth = traffic(private, 5000, seed=11 + consumers)
+    expected = Expected.of(records, private.allowed_lateness_minutes * 60, time.time())
+    router = RedisRouter.from_settings(private)
+    ks = Keyspace.from_settings(private)
+    group = f"{private.redis_prefix}.g"
+    env = consumer_env(private, private.redis_prefix)
+    log = tmp_path / "consumer.log"
+    procs = [start_consumer_process(env, group, batch_size=100, log=log) for _ in range(consumers)]
+    feeder = Feeder(private.kafka_bootstrap_servers, private.topic_raw, records, per_s=1500)
+    try:
+        feeder.start()
+        _wait_for(lambda: _counted(router, ks) > 800, 60, "the first counts")
+        victim = procs[0]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        assert 0 < _counted(router, ks) < expected.valid, "the kill should land mid-stream"
+        if consumers == 1:
+            procs.append(start_consumer_process(env, group, batch_size=100, log=log))
+        feeder.join(60)
+        wait_caught_up(private.kafka_bootstrap_servers, group, private.topic_raw, timeout_s=90)
+    finally:
+        for proc in procs[1:]:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs[1:]:
+            assert proc.wait(30) == 0, log.read_text()[-3000:]
+    assert compare(router, ks, expected) == [], log.read_text()[-3000:]
+    assert all(
+        offset > 0 for offset in committed(private.kafka_bootstrap_servers, group, private.topic_raw).values()
+    )
+    router.close()
