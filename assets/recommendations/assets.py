@@ -11,7 +11,6 @@
 The assets stay thin: the work is in pure functions with their own tests.
 """
 
-
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,7 +143,9 @@ def recommendation_model(
     end = datetime.fromisoformat(config.as_of).astimezone(UTC) if config.as_of else now
     start = end - timedelta(days=config.training_days or settings.recs_training_days)
     table = warehouse.read_model(INTERACTIONS_MODEL, list(MART_COLUMNS), "last_event_time", start, end)
-    context.log.info("read %d interactions from %s for [%s, %s)", table.num_rows, INTERACTIONS_MODEL, start, end)
+    context.log.info(
+        "read %d interactions from %s for [%s, %s)", table.num_rows, INTERACTIONS_MODEL, start, end
+    )
     if table.num_rows == 0:
         raise dg.Failure(
             description=f"{INTERACTIONS_MODEL} has no rows with last_event_time in [{start}, {end}); "

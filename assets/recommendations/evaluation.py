@@ -24,7 +24,7 @@ class Holdout:
     """Train pairs, the held-out engaged pairs, and the users evaluated (history in train, a hit in test)."""
 
     train: Interactions
-    test: sp.csr_matrix  # users × videos, 1 where the user first engaged after the cutoff
+    test: sp.csr_matrix  # users x videos, 1 where the user first engaged after the cutoff
     users: np.ndarray  # int32 codes of the evaluated users
     cutoff_ms: int
 
@@ -65,9 +65,11 @@ class RankingMetrics:
     k: int
 
 
-def ranking_metrics(recommended: np.ndarray, test: sp.csr_matrix, users: np.ndarray, k: int) -> RankingMetrics:
+def ranking_metrics(
+    recommended: np.ndarray, test: sp.csr_matrix, users: np.ndarray, k: int
+) -> RankingMetrics:
     """Recall@k (hits / held-out positives) and NDCG@k (binary relevance, ideal = min(k, positives)) for
-    the ranked lists ``recommended`` (users × ≥k video codes, -1 for none), and catalog coverage: the share
+    the ranked lists ``recommended`` (users x ≥k video codes, -1 for none), and catalog coverage: the share
     of all videos that appear in some user's top k."""
     if len(users) == 0:
         return RankingMetrics(0.0, 0.0, 0.0, 0, k)

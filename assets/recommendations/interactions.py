@@ -1,4 +1,4 @@
-"""User × video interactions as integer-coded arrays and the weighted, time-decayed sparse matrices.
+"""User x video interactions as integer-coded arrays and the weighted, time-decayed sparse matrices.
 
 The input is the interactions mart (``int_user_video_interactions_aggregated``): one row per user and
 video with impression, click and conversion counts and the first/last event time. Ids are coded once
@@ -50,7 +50,7 @@ def epoch_ms(values: Any) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Interactions:
-    """One entry per user × video pair; ``user`` and ``video`` index ``user_ids`` and ``video_ids``."""
+    """One entry per user x video pair; ``user`` and ``video`` index ``user_ids`` and ``video_ids``."""
 
     user_ids: np.ndarray  # unique user ids (str), position = code
     video_ids: np.ndarray  # unique video ids (str), position = code
@@ -143,7 +143,7 @@ class Interactions:
         return (raw * np.exp2(-age_days / half_life_days)).astype(np.float32)
 
     def matrix(self, values: np.ndarray | None = None) -> sp.csr_matrix:
-        """users × videos CSR of ``values`` per pair (1 when None); zero entries are dropped."""
+        """users x videos CSR of ``values`` per pair (1 when None); zero entries are dropped."""
         data = np.ones(self.n_pairs, np.float32) if values is None else values.astype(np.float32)
         m = sp.csr_matrix((data, (self.user, self.video)), shape=(self.n_users, self.n_videos))
         m.sum_duplicates()

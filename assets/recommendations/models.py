@@ -1,7 +1,7 @@
 """Three recommenders behind one small interface: popularity, item-item cosine, implicit ALS.
 
-Each model is fitted on a users × videos matrix of time-decayed event weights and scores a batch of
-users as a dense ``batch × videos`` array; ``top_n`` turns scores into ranked lists with the user's
+Each model is fitted on a users x videos matrix of time-decayed event weights and scores a batch of
+users as a dense ``batch x videos`` array; ``top_n`` turns scores into ranked lists with the user's
 own history masked. Batches are sized so one never holds more than ``SCORE_CELLS`` floats, which keeps
 memory flat from a test's 500 users to a benchmark's million.
 """
@@ -28,7 +28,7 @@ class Recommender(Protocol):
     name: str
 
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        """Dense float32 scores (len(users) × videos); ``history`` is the users × videos weight matrix."""
+        """Dense float32 scores (len(users) x videos); ``history`` is the users x videos weight matrix."""
         ...
 
 
@@ -47,7 +47,7 @@ def top_n(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` best videos per user, best first, never one in ``exclude`` (default: ``history``).
 
-    Returns ``(videos, scores)``, both ``len(users) × n``; a row with fewer candidates ends in -1 / -inf.
+    Returns ``(videos, scores)``, both ``len(users) x n``; a row with fewer candidates ends in -1 / -inf.
     """
     exclude = history if exclude is None else exclude
     n_videos = history.shape[1]
@@ -101,7 +101,7 @@ class ItemItemModel:
 
     A user's score for video i is the sum of the user's weights on videos j times sim(j, i) over the K
     nearest neighbours of j: "because you watched j". Similarity is computed a column chunk at a time,
-    so memory stays at ``videos × chunk`` however dense the popular videos make the product.
+    so memory stays at ``videos x chunk`` however dense the popular videos make the product.
     """
 
     neighbours: int = 50
@@ -109,7 +109,7 @@ class ItemItemModel:
     similarity: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0), dtype=np.float32))
 
     def fit(self, engagement: sp.csr_matrix) -> ItemItemModel:
-        by_video = engagement.T.tocsr().astype(np.float32)  # videos × users
+        by_video = engagement.T.tocsr().astype(np.float32)  # videos x users
         norms = np.sqrt(np.asarray(by_video.multiply(by_video).sum(axis=1)).ravel())
         inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         unit = sp.diags(inverse.astype(np.float32)) @ by_video
@@ -122,7 +122,7 @@ class ItemItemModel:
         chunk = max(1, min(n_videos, SCORE_CELLS // max(1, n_videos)))
         for start in range(0, n_videos, chunk):
             stop = min(n_videos, start + chunk)
-            block = np.asarray((unit @ unit_t[:, start:stop]).todense(), dtype=np.float32)  # all × chunk
+            block = np.asarray((unit @ unit_t[:, start:stop]).todense(), dtype=np.float32)  # all x chunk
             block[np.arange(start, stop), np.arange(stop - start)] = 0.0  # a video is not its own neighbour
             if k == 0:
                 continue
@@ -144,7 +144,7 @@ class ItemItemModel:
         return np.asarray((history[users] @ self.similarity).todense(), dtype=np.float32)
 
     def similar(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per video its ``k`` most similar videos (videos × k, -1 padded) and the cosine similarities."""
+        """Per video its ``k`` most similar videos (videos x k, -1 padded) and the cosine similarities."""
         n_videos = self.similarity.shape[0]
         items = np.full((n_videos, k), -1, np.int32)
         sims = np.zeros((n_videos, k), np.float32)

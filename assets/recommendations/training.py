@@ -108,9 +108,9 @@ class TrainedRecommendations:
     gate_factor: float
     user_ids: np.ndarray  # str per user code
     video_ids: np.ndarray  # str per video code
-    user_items: np.ndarray  # int32 users × top_n video codes, -1 padded
+    user_items: np.ndarray  # int32 users x top_n video codes, -1 padded
     user_scores: np.ndarray  # float32, same shape
-    similar_items: np.ndarray  # int32 videos × similar_k
+    similar_items: np.ndarray  # int32 videos x similar_k
     similar_scores: np.ndarray
     popular_items: np.ndarray  # int32 video codes, best first
     popular_scores: np.ndarray
@@ -134,7 +134,7 @@ class TrainedRecommendations:
 
     @property
     def passes_gate(self) -> bool:
-        """The chosen model beats popularity by the configured factor on NDCG@10 (strictly when both are 0)."""
+        """NDCG@10 of the chosen model >= gate factor x popularity's (and above 0: 0 >= 0 is no pass)."""
         return self.chosen_ndcg >= self.gate_threshold and self.chosen_ndcg > 0
 
     def metrics_rows(self) -> list[dict[str, Any]]:

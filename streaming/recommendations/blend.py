@@ -89,10 +89,18 @@ def blend(
     for video_id, value in _by_rank(popular):
         add(video_id, _POPULAR, w.popular * value)
 
-    ranked = sorted(((sum(p.values()), video_id) for video_id, p in parts.items()), key=lambda t: (-t[0], t[1]))
+    ranked = sorted(
+        ((sum(p.values()), video_id) for video_id, p in parts.items()), key=lambda t: (-t[0], t[1])
+    )
     out = []
     for total, video_id in ranked[:k]:
         source = max(parts[video_id].items(), key=lambda kv: (kv[1], kv[0]))[0]
-        reason = REASON_PERSONAL if source == _PERSONAL else REASON_POPULAR if source == _POPULAR else because(source)
+        reason = (
+            REASON_PERSONAL
+            if source == _PERSONAL
+            else REASON_POPULAR
+            if source == _POPULAR
+            else because(source)
+        )
         out.append(ScoredItem(video_id, round(total, 4), reason))
     return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -71,12 +71,13 @@ class _Round:
         self._pipes: dict[int, tuple[Any, list[int]]] = {}
         self._count = 0
 
-    def add(self, family: Family, command: Callable[[Any], Any]) -> int:
+    def add(self, family: Family, method: str, *args: Any, **kwargs: Any) -> int:
+        """Queue ``pipeline.<method>(*args, **kwargs)`` on the family's client; returns the reply index."""
         client = self._router.client(family)
         entry = self._pipes.get(id(client))
         if entry is None:
             entry = self._pipes[id(client)] = (client.pipeline(transaction=False), [])
-        command(entry[0])
+        getattr(entry[0], method)(*args, **kwargs)
         entry[1].append(self._count)
         self._count += 1
         return self._count - 1
@@ -112,7 +113,9 @@ class RecommendationReader:
         return cls(
             router,
             Keyspace.from_settings(settings),
-            weights=BlendWeights(realtime=settings.recs_realtime_weight, anchors=settings.recs_realtime_recent),
+            weights=BlendWeights(
+                realtime=settings.recs_realtime_weight, anchors=settings.recs_realtime_recent
+            ),
             ab_share=settings.recs_ab_share,
         )
 
@@ -131,14 +134,11 @@ class RecommendationReader:
         ks = self.keyspace
         just_clicked = just_clicked or {}
         first = _Round(self.router)
-        pointer_at = first.add(
-            Family.RECS, lambda p: p.execute_command("MGET", ks.recs_current(), recs_previous(ks))
-        )
-        recent_at = [first.add(Family.PROFILES, lambda p, u=u: p.lrange(ks.user_recent(u), 0, -1)) for u in user_ids]
-        meta_at = first.add(Family.LIVE, lambda p: p.hgetall(ks.trending_meta()))
-        top_at = first.add(
-            Family.LIVE, lambda p: p.zrevrange(ks.trending(), 0, self.trending_n - 1, withscores=True)
-        )
+        # MGET through execute_command: a ClusterPipeline refuses mget(), and both keys share {recs}.
+        pointer_at = first.add(Family.RECS, "execute_command", "MGET", ks.recs_current(), recs_previous(ks))
+        recent_at = [first.add(Family.PROFILES, "lrange", ks.user_recent(u), 0, -1) for u in user_ids]
+        meta_at = first.add(Family.LIVE, "hgetall", ks.trending_meta())
+        top_at = first.add(Family.LIVE, "zrevrange", ks.trending(), 0, self.trending_n - 1, withscores=True)
         replies = first.execute()
         current, previous = (as_text(v) for v in replies[pointer_at])
         pointer = Pointer(current, previous)
@@ -160,14 +160,14 @@ class RecommendationReader:
             if version is None:
                 lists_at.append(None)
                 continue
-            lists_at.append(second.add(Family.RECS, lambda p, u=user_id, v=version: p.get(ks.user_recommendations(u, v))))
+            lists_at.append(second.add(Family.RECS, "get", ks.user_recommendations(user_id, version)))
             for anchor in recent[: self.weights.anchors]:
                 if (anchor, version) not in similar_at:
                     similar_at[(anchor, version)] = second.add(
-                        Family.RECS, lambda p, a=anchor, v=version: p.get(video_similar(ks, a, v))
+                        Family.RECS, "get", video_similar(ks, anchor, version)
                     )
             if version not in popular_at:
-                popular_at[version] = second.add(Family.RECS, lambda p, v=version: p.get(ks.recs_popular(v)))
+                popular_at[version] = second.add(Family.RECS, "get", ks.recs_popular(version))
         data = second.execute()
 
         out = []

@@ -174,7 +174,7 @@ class RecsStore:
         meta_key = recs_meta(ks, version)
         if self.client.hget(meta_key, "status") is not None:
             raise ValueError(f"version {version} was already published; train again for a new version")
-        fields = {str(k): str(v) for k, v in (meta or {}).items()}
+        fields: dict[Any, Any] = {str(k): str(v) for k, v in (meta or {}).items()}
         self.client.hset(meta_key, mapping={**fields, "status": STATUS_WRITING})
         self.client.expire(meta_key, self.ttl_s)
 
@@ -219,7 +219,9 @@ class RecsStore:
     def versions(self) -> list[VersionInfo]:
         """Published versions, newest first, with their meta and remaining TTL."""
         ks = self.keyspace
-        entries = self.client.zrevrange(ks.recs_versions(), 0, -1, withscores=True)
+        entries: list[tuple[Any, float]] = list(
+            self.client.zrevrange(ks.recs_versions(), 0, -1, withscores=True)  # type: ignore[arg-type]
+        )
         pipe = self.client.pipeline(transaction=False)
         for member, _ in entries:
             pipe.hgetall(recs_meta(ks, as_text(member) or ""))

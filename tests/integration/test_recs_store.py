@@ -158,4 +158,3 @@ def test_publish_and_rollback_on_the_redis_cluster(cluster_store: RecsStore) -> 
     assert result.model_version == "c-3"
     assert len(result.items) == 5
     assert {i.video_id for i in result.items} <= {v for v, _ in expected}
-

@@ -112,9 +112,7 @@ def test_time_holdout_splits_by_first_event() -> None:
     data = Interactions.from_frame(frame_of(rows))
     holdout = time_holdout(data, 0.25)
     assert holdout.train.first_ms.max() < holdout.cutoff_ms
-    test_first = {
-        (data.user_ids[u], data.video_ids[v]) for u, v in zip(*holdout.test.nonzero(), strict=True)
-    }
+    test_first = {(data.user_ids[u], data.video_ids[v]) for u, v in zip(*holdout.test.nonzero(), strict=True)}
     for user, video, _, clicks, _, first, _ in rows:
         held = (user, video) in test_first
         assert held == (first.timestamp() * 1000 >= holdout.cutoff_ms and clicks > 0)
