@@ -21,6 +21,11 @@ class ClickPulseGroup(LazyGroup):
             "replay",
             "Send events from an NDJSON file (through the collector, or --backfill to Kafka).",
         ),
+        "api": LazySpec(
+            "serving.cli",
+            "api",
+            "Serve the read API, live feed, dashboard and demo player (port 8000).",
+        ),
         "demo": LazySpec(
             "clickpulse.commands.demo",
             "demo",
@@ -96,6 +101,28 @@ def consumer(
     from clickpulse.commands.consumer import run_consumer
 
     run_consumer(group, batch_size, metrics_port, from_beginning)
+
+
+@app.command("collector")
+def collector(
+    host: str | None = typer.Option(None, "--host", help="Bind address (default CLICKPULSE_COLLECTOR_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default CLICKPULSE_COLLECTOR_PORT, 8001)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="uvicorn worker processes."),
+) -> None:
+    """Serve POST /v1/events: validate events and write them to Kafka (clicks.raw / clicks.dlq)."""
+    from clickpulse.commands.ingest import run_collector
+
+    run_collector(host, port, workers)
+
+
+@app.command("bridge")
+def bridge(
+    channel: str | None = typer.Option(None, "--channel", help="Redis channel (default ingest:events)."),
+) -> None:
+    """Forward events published on a Redis Pub/Sub channel to Kafka (at-most-once)."""
+    from clickpulse.commands.ingest import run_bridge
+
+    run_bridge(channel)
 
 
 if __name__ == "__main__":

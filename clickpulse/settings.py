@@ -32,6 +32,50 @@ class Settings(BaseSettings):
     collector_port: int = Field(8001, alias="CLICKPULSE_COLLECTOR_PORT")
     api_host: str = Field("127.0.0.1", alias="CLICKPULSE_API_HOST")
     api_port: int = Field(8000, alias="CLICKPULSE_API_PORT")
+    api_public_collector_url: str | None = Field(
+        None,
+        alias="CLICKPULSE_PUBLIC_COLLECTOR_URL",
+        description="Collector base URL the demo player posts to; http://<collector host>:<port> if unset.",
+    )
+    api_player_write_key: SecretStr | None = Field(
+        None,
+        alias="CLICKPULSE_PLAYER_WRITE_KEY",
+        description="Write key handed to the demo player page; the first of CLICKPULSE_WRITE_KEYS if unset.",
+    )
+    api_sse_heartbeat_s: float = Field(
+        15.0, alias="CLICKPULSE_API_SSE_HEARTBEAT_S", gt=0, description="SSE keep-alive comment interval."
+    )
+    api_stats_cache_ms: int = Field(
+        1000,
+        alias="CLICKPULSE_API_STATS_CACHE_MS",
+        ge=0,
+        description="How long one process reuses a video's stats (0 = read Redis on every request).",
+    )
+    api_bench_routes: bool = Field(
+        False,
+        alias="CLICKPULSE_API_BENCH_ROUTES",
+        description="Adds the hidden GET /bench/constant route that the API benchmark compares against.",
+    )
+
+    collector_cors_origins: str = Field(
+        "*",
+        alias="CLICKPULSE_COLLECTOR_CORS_ORIGINS",
+        description="Comma-separated browser origins allowed to post events; * allows any player page.",
+    )
+    collector_delivery_timeout_s: float = Field(
+        10.0,
+        alias="CLICKPULSE_COLLECTOR_DELIVERY_TIMEOUT_S",
+        gt=0,
+        description="Producer message.timeout.ms: how long a request waits for Kafka before it gets a 503.",
+    )
+    collector_retry_after_s: int = Field(2, alias="CLICKPULSE_COLLECTOR_RETRY_AFTER_S", ge=0)
+    collector_queue_full_wait_s: float = Field(
+        0.5,
+        alias="CLICKPULSE_COLLECTOR_QUEUE_FULL_WAIT_S",
+        ge=0,
+        description="How long a request waits for room in a full producer queue before it gets a 503.",
+    )
+    bridge_channel: str = Field("ingest:events", alias="CLICKPULSE_BRIDGE_CHANNEL")
 
     topic_raw: str = Field("clicks.raw", alias="CLICKPULSE_TOPIC_RAW")
     topic_enriched: str = Field("clicks.enriched", alias="CLICKPULSE_TOPIC_ENRICHED")
@@ -172,6 +216,10 @@ class Settings(BaseSettings):
     @property
     def read_key_set(self) -> frozenset[str]:
         return _split_keys(self.read_keys)
+
+    @property
+    def collector_cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.collector_cors_origins.split(",") if o.strip()]
 
 
 def _split_keys(value: SecretStr) -> frozenset[str]:

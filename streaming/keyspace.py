@@ -21,7 +21,6 @@ the API to read what the consumer wrote.
 from __future__ import annotations
 
 import logging
-import math
 import string
 import time
 from collections.abc import Iterable, Mapping
@@ -50,7 +49,6 @@ SUFFIXES: Final[dict[str, str]] = {
     "uniq_day": ":uniq:d:",
     "meta": ":meta",
     "profile": ":profile",
-    "user_buttons": ":buttons",
     "recent": ":recent",
     "attrs": ":attrs",
     "recs": ":recs:",
@@ -113,7 +111,6 @@ class Retention:
     uniq_day_s: int
     global_hour_s: int
     seen_s: int
-    seen_back: int
     profile_s: int
     lateness_s: int
 
@@ -128,7 +125,6 @@ class Retention:
             uniq_day_s=8 * 86400,
             global_hour_s=8 * 86400,
             seen_s=SEEN_BUCKET_S + dedupe_window,
-            seen_back=max(1, math.ceil(dedupe_window / SEEN_BUCKET_S)),
             profile_s=settings.profile_ttl_days * 86400,
             lateness_s=lateness,
         )
@@ -175,7 +171,8 @@ class Keyspace:
         return self.video(video_id) + SUFFIXES["wm"]
 
     def video_seen(self, video_id: str, epoch_hour: int | str) -> str:
-        """HASH, live, TTL seen_s: event_id -> "<partition>:<offset>" of its first occurrence."""
+        """HASH, live, TTL seen_s: event_id -> "<partition>:<offset>" of its first occurrence, one hash
+        per event_time hour (hours since the epoch): a re-sent event carries the same event_time."""
         return f"{self.video(video_id)}{SUFFIXES['seen']}{epoch_hour}"
 
     def video_minute(self, video_id: str, minute: str) -> str:
@@ -200,13 +197,9 @@ class Keyspace:
 
     # Per user.
     def user_profile(self, user_id: str) -> str:
-        """HASH, profiles, TTL profile_s: events, clicks, impressions, conversions, last_seen_ms,
-        last_video, wm:<topic>:<partition>."""
+        """HASH, profiles, TTL profile_s: events, clicks, impressions, conversions, button:<button_id>
+        (clicks per button: the affinities), last_seen_ms, last_video, wm:<topic>:<partition>."""
         return self.user(user_id) + SUFFIXES["profile"]
-
-    def user_buttons(self, user_id: str) -> str:
-        """HASH, profiles, TTL profile_s: button_id -> clicks (button affinities)."""
-        return self.user(user_id) + SUFFIXES["user_buttons"]
 
     def user_recent(self, user_id: str) -> str:
         """LIST, profiles, TTL profile_s: distinct video_ids clicked or converted, newest first, capped."""
@@ -309,7 +302,6 @@ def key_families(retention: Retention | None = None) -> tuple[KeyFamily, ...]:
         KeyFamily("daily uniques", ks.video_uniques_day(v, "YYYYMMDD"), "hll", win, "8 d", "uniques per day"),
         KeyFamily("video metadata", ks.video_metadata(v), "hash", vids, "7 d (writer)", "titles etc."),
         KeyFamily("user profile", ks.user_profile(u), "hash", prof, profile, "counts, last seen"),
-        KeyFamily("user buttons", ks.user_buttons(u), "hash", prof, profile, "button affinities"),
         KeyFamily("user recent videos", ks.user_recent(u), "list", prof, profile, "recent videos"),
         KeyFamily("user attributes", ks.user_attributes(u), "hash", prof, "7 d (writer)", "enrichment"),
         KeyFamily(
@@ -598,10 +590,10 @@ def read_user_profile(
     client = as_router(redis).client(Family.PROFILES)
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(ks.user_profile(user_id))
-    pipe.hgetall(ks.user_buttons(user_id))
     pipe.lrange(ks.user_recent(user_id), 0, -1)
     pipe.hgetall(ks.user_attributes(user_id))
-    profile, buttons, recent, attrs = pipe.execute()
+    profile, recent, attrs = pipe.execute()
+    buttons = {k[7:]: _int(v) for k, v in profile.items() if k.startswith("button:")}
     last_seen = profile.get("last_seen_ms")
     return {
         "user_id": user_id,
@@ -609,7 +601,7 @@ def read_user_profile(
         **{m: _int(profile.get(m)) for m in METRICS},
         "last_seen": datetime.fromtimestamp(int(last_seen) / 1000, UTC).isoformat() if last_seen else None,
         "last_video": profile.get("last_video"),
-        "button_affinities": {k: _int(v) for k, v in sorted(buttons.items(), key=lambda kv: -_int(kv[1]))},
+        "button_affinities": dict(sorted(buttons.items(), key=lambda kv: (-kv[1], kv[0]))),
         "recent_videos": list(recent),
         "attributes": {k: attrs.get(k) for k in USER_ATTRIBUTE_FIELDS},
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ class CountedEvent:
 
     @property
     def compact_id(self) -> str:
-        """The event_id as 22 base64 characters (the seen-set stores many of them)."""
-        return base64.b64encode(bytes.fromhex(self.event.event_id.replace("-", "")))[:22].decode()
+        """The event_id without dashes (the seen-set stores many of them)."""
+        return self.event.event_id.replace("-", "")
 
 
 @dataclass(slots=True)

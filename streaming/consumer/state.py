@@ -103,59 +103,71 @@ class StateWriter:
         self._renormalise_s = settings.trending_renormalise_half_lives * self._half_life_s
         self._trending_max = settings.trending_max_members
         self._recent_cap = settings.profile_recent_videos
+        r = self.retention
+        self._windows_header = {
+            "win": True,
+            "topic": self.topic,
+            "minute_ttl": r.minute_s,
+            "hour_ttl": r.hour_s,
+            "uniq_hour_ttl": r.uniq_hour_s,
+            "uniq_day_ttl": r.uniq_day_s,
+            "global_hour_ttl": r.global_hour_s,
+        }
+        # Windows on the live Redis are applied by live.lua in the same call, under the same watermark.
+        self.merged_windows = router.shares_client(Family.LIVE, Family.WINDOWS)
 
     def apply(self, events: list[CountedEvent]) -> ApplyResult:
         """Apply ``events`` (in offset order per partition); marks duplicates with ``first = False``."""
-        result = ApplyResult()
-        if not events:
-            return result
-        self._phase_one(events)
-        first = [e for e in events if e.first]
-        result.duplicates = len(events) - len(first)
-        result.applied_clicks = self._phase_two(first)
-        return result
+        duplicates = self.phase_one(events)
+        return ApplyResult(duplicates, self.phase_two([e for e in events if e.first]))
 
-    # Phase 1: dedupe and per-video live counters.
-    def _phase_one(self, events: list[CountedEvent]) -> None:
+    def phase_one(self, events: list[CountedEvent]) -> int:
+        """Dedupe by event_id and apply the per-video live counters (and the video windows when they
+        share the Redis); returns the number of duplicates. ``phase_two`` takes the first occurrences."""
+        if not events:
+            return 0
         ks = self.keyspace
+        merged = self.merged_windows
         groups: dict[str, _Group] = {}
         for e in events:
             ev = e.event
             group = groups.get(ev.video_id)
             if group is None:
                 group = groups[ev.video_id] = _Group(ks.video(ev.video_id), "v")
-            group.events.append(
-                [
-                    e.partition,
-                    e.offset,
-                    KIND_CODES[ev.event_type],
-                    ev.button_id or "",
-                    e.compact_id,
-                    e.timestamp_ms // (SEEN_BUCKET_S * 1000),
-                    1 if e.is_late else 0,
-                    ev.user_id,
-                ]
-            )
+            row = [
+                e.partition,
+                e.offset,
+                KIND_CODES[ev.event_type],
+                ev.button_id or "",
+                e.compact_id,
+                int(e.event_time_s // SEEN_BUCKET_S),
+                1 if e.is_late else 0,
+                ev.user_id,
+            ]
+            if merged and not e.is_late:
+                row.extend(bucket_names(e.event_time_s))
+            group.events.append(row)
             group.members.append(e)
-        header = {
-            "topic": self.topic,
-            "seen_ttl": self.retention.seen_s,
-            "seen_back": self.retention.seen_back,
-        }
-        client = self.router.client(Family.LIVE)
-        calls = self._pack(client, "live", list(groups.values()), header)
+        header: dict[str, Any] = {"topic": self.topic, "seen_ttl": self.retention.seen_s}
+        if merged:
+            header.update(self._windows_header)
+        calls = self._pack(self.router.client(Family.LIVE), "live", list(groups.values()), header)
+        duplicates = 0
         for call, replies in zip(calls, self._execute(calls), strict=True):
             for group, flags in zip(call.groups, replies, strict=True):
                 for member, flag in zip(group.members, flags, strict=True):
                     member.first = flag == "1"
+                    duplicates += not member.first
+        return duplicates
 
-    # Phase 2: everything else, for first occurrences only.
-    def _phase_two(self, events: list[CountedEvent]) -> dict[str, list[CountedEvent]]:
+    def phase_two(self, events: list[CountedEvent]) -> dict[str, list[CountedEvent]]:
+        """Global live counters (and global windows), profiles, and the video windows when they live on
+        their own Redis, for first occurrences; returns, per user, the clicks applied now (not by an
+        earlier run of the same offsets)."""
         if not events:
             return {}
         ks = self.keyspace
-        r = self.retention
-        now_s = int(time.time())
+        merged = self.merged_windows
         global_live = _Group(ks.global_(), "g")
         global_windows = _Group(ks.global_(), "g")
         video_windows: dict[str, _Group] = {}
@@ -166,11 +178,9 @@ class StateWriter:
             button = ev.button_id or ""
             surface = ev.surface or ""
             slot = slot_value(ev.model_version, ev.rec_slot)
-            late = 1 if e.is_late else 0
             trend_time = min(e.event_time_s, e.timestamp_ms / 1000)
-            global_live.events.append(
-                [e.partition, e.offset, kind, button, surface, slot, ev.video_id, trend_time, late]
-            )
+            row: list[Any] = [e.partition, e.offset, kind, button, surface, slot, ev.video_id, trend_time]
+            global_live.events.append(row)
             user = users.get(ev.user_id)
             if user is None:
                 user = users[ev.user_id] = _Group(ks.user(ev.user_id), "u")
@@ -179,41 +189,44 @@ class StateWriter:
             )
             user.members.append(e)
             if e.is_late:
+                row.append(1)
                 continue
+            row.append(0)
             minute, hour, day = bucket_names(e.event_time_s)
+            if merged:
+                row.append(hour)
+                continue
             vw = video_windows.get(ev.video_id)
             if vw is None:
                 vw = video_windows[ev.video_id] = _Group(ks.video(ev.video_id), "v")
             vw.events.append([e.partition, e.offset, kind, button, minute, hour, day, ev.user_id])
             global_windows.events.append([e.partition, e.offset, kind, button, surface, slot, hour])
 
-        live_header = {
+        live_header: dict[str, Any] = {
             "topic": self.topic,
             "weights": self._weights,
             "half_life_s": self._half_life_s,
             "renormalise_s": self._renormalise_s,
             "trending_max": self._trending_max,
-            "now_s": now_s,
+            "now_s": int(time.time()),
             "eps_ttl": EPS_TTL_S,
         }
-        windows_header = {
-            "topic": self.topic,
-            "minute_ttl": r.minute_s,
-            "hour_ttl": r.hour_s,
-            "uniq_hour_ttl": r.uniq_hour_s,
-            "uniq_day_ttl": r.uniq_day_s,
-            "global_hour_ttl": r.global_hour_s,
-        }
-        profile_header = {"topic": self.topic, "profile_ttl": r.profile_s, "recent_cap": self._recent_cap}
+        if merged:
+            live_header.update(self._windows_header)
         window_groups = list(video_windows.values())
         if global_windows.events:
             window_groups.append(global_windows)
+        profile_header = {
+            "topic": self.topic,
+            "profile_ttl": self.retention.profile_s,
+            "recent_cap": self._recent_cap,
+        }
         profile_calls = self._pack(
             self.router.client(Family.PROFILES), "profile", list(users.values()), profile_header
         )
         calls = [
             *self._pack(self.router.client(Family.LIVE), "live", [global_live], live_header),
-            *self._pack(self.router.client(Family.WINDOWS), "windows", window_groups, windows_header),
+            *self._pack(self.router.client(Family.WINDOWS), "windows", window_groups, self._windows_header),
             *profile_calls,
         ]
         replies = self._execute(calls)

@@ -64,9 +64,22 @@ local function Watermark(key, field_prefix)
     end
     return false
   end
-  function self.save()
+  -- The watermark of partition p as read by the caller together with other fields.
+  function self.seed(p, value)
+    current[p] = tonumber(value or '-1') or -1
+  end
+  -- Appends the changed watermarks to an HSET argument list (for a caller that writes the same hash).
+  function self.fields(args)
     for p, o in pairs(updated) do
-      redis.call('HSET', key, field_prefix .. p, string.format('%d', o))
+      args[#args + 1] = field_prefix .. p
+      args[#args + 1] = string.format('%d', o)
+    end
+    return args
+  end
+  function self.save()
+    local args = self.fields({})
+    if #args > 0 then
+      redis.call('HSET', key, unpack(args))
     end
   end
   return self
@@ -74,4 +87,72 @@ end
 
 local function fmt(x)
   return string.format('%.17g', x)
+end
+
+-- Windowed counters by event_time (every key gets a TTL). Bucket hashes count 'events' too, so the
+-- reply of that HINCRBY tells whether the call created the key: only then is EXPIRE needed.
+-- HyperLogLogs get EXPIRE on every write (an evicted HLL re-created later must not lose its TTL).
+local function WindowWriter()
+  local counters, hlls = {}, {}
+  local self = {}
+  local function counter(key, ttl)
+    local c = counters[key]
+    if c == nil then
+      c = {fields = {}, events = 0, ttl = ttl}
+      counters[key] = c
+    end
+    c.events = c.events + 1
+    return c.fields
+  end
+  local function hll(key, ttl, member)
+    local h = hlls[key]
+    if h == nil then
+      h = {members = {}, ttl = ttl}
+      hlls[key] = h
+    end
+    h.members[member] = true
+  end
+  -- One event on a video: minute and hour buckets, hourly and daily uniques.
+  function self.video(base, kind, button, minute, hour, day, user)
+    local metric = METRIC[kind]
+    local m = counter(base .. '${minute}' .. minute, req.minute_ttl)
+    local h = counter(base .. '${hour}' .. hour, req.hour_ttl)
+    add(m, metric, 1)
+    add(h, metric, 1)
+    if kind == 'c' and button ~= '' then
+      add(m, 'clicks:' .. button, 1)
+      add(h, 'clicks:' .. button, 1)
+    end
+    hll(base .. '${uniq_hour}' .. hour, req.uniq_hour_ttl, user)
+    hll(base .. '${uniq_day}' .. day, req.uniq_day_ttl, user)
+  end
+  -- One event in the {global} slot: hourly funnel and hourly CTR counters.
+  function self.global(base, kind, button, surface, slot, hour)
+    local metric = METRIC[kind]
+    local ttl = req.global_hour_ttl
+    add(counter(base .. '${hour}' .. hour, ttl), metric, 1)
+    if button ~= '' then
+      add(counter(base .. '${ctr}button${hour}' .. hour, ttl), button .. '|' .. metric, 1)
+    end
+    if surface ~= '' then
+      add(counter(base .. '${ctr}surface${hour}' .. hour, ttl), surface .. '|' .. metric, 1)
+    end
+    if slot ~= '' then
+      add(counter(base .. '${ctr}slot${hour}' .. hour, ttl), slot .. '|' .. metric, 1)
+    end
+  end
+  function self.flush()
+    for key, c in pairs(counters) do
+      if redis.call('HINCRBY', key, 'events', c.events) == c.events then
+        redis.call('EXPIRE', key, c.ttl)
+      end
+      hincr_all(key, c.fields)
+    end
+    for key, h in pairs(hlls) do
+      pfadd_all(key, keys_of(h.members))
+      redis.call('EXPIRE', key, h.ttl)
+    end
+    counters, hlls = {}, {}
+  end
+  return self
 end

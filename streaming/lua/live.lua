@@ -1,34 +1,30 @@
--- Live counters (no TTL, never evicted under volatile-lru).
+-- Live counters (no TTL, never evicted under volatile-lru), and the windows when req.win is set
+-- (windows family on the same Redis: same call, same watermark).
 -- Group kind 'v' (phase 1, per video): event_id dedupe, totals, clicks per button, late count,
---   all-time uniques. Event: {partition, offset, kind, button, event_id, seen_hour, late, user_id}.
+--   all-time uniques. Event: {partition, offset, kind, button, event_id, event_hour, late, user_id
+--   [, minute, hour, day]} (event_hour = hours since the epoch of event_time: a re-sent event has the
+--   same event_time).
 --   Returns one character per event: '1' first occurrence (counted now or already counted by an
 --   earlier run of the same offset), '0' duplicate event_id from another offset.
 -- Group kind 'g' (phase 2, the {global} slot): global totals, CTR counters per button / surface /
 --   rec slot, trending scores, events per second. Event: {partition, offset, kind, button, surface,
---   slot, video_id, time_s, late}. Returns the number of events applied.
+--   slot, video_id, time_s, late [, hour]}. Returns the number of events applied.
+
+local windows = WindowWriter()
 
 local function video(base, events)
   local wm = Watermark(base .. '${wm}', 'live:' .. topic .. ':')
   local seen_prefix = base .. '${seen}'
-  local back = req.seen_back
   local counts, users, touched, flags = {}, {}, {}, {}
   for i, e in ipairs(events) do
     local p, o, kind, button, eid, hour, late, user = e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]
     local position = p .. ':' .. o
-    local found = false
-    for k = 0, back do
-      found = redis.call('HGET', seen_prefix .. (hour - k), eid)
-      if found then
-        break
-      end
-    end
+    local seen_key = seen_prefix .. hour
     local first = true
-    if found then
-      first = (found == position)
-    else
-      local seen_key = seen_prefix .. hour
-      redis.call('HSET', seen_key, eid, position)
+    if redis.call('HSETNX', seen_key, eid, position) == 1 then
       touched[seen_key] = true
+    else
+      first = (redis.call('HGET', seen_key, eid) == position)
     end
     if first then
       flags[i] = '1'
@@ -39,6 +35,8 @@ local function video(base, events)
         end
         if late == 1 then
           add(counts, 'late', 1)
+        elseif req.win then
+          windows.video(base, kind, button, e[9], e[10], e[11], user)
         end
         users[user] = true
       end
@@ -83,6 +81,8 @@ local function global(base, events)
       add(totals, metric, 1)
       if late == 1 then
         add(totals, 'late', 1)
+      elseif req.win then
+        windows.global(base, kind, button, surface, slot, e[10])
       end
       if button ~= '' then
         add(ctr.button, button .. '|' .. metric, 1)
@@ -104,7 +104,6 @@ local function global(base, events)
     end
   end
   if applied == 0 then
-    wm.save()
     return 0
   end
   -- Scores are stored scaled by 2^((t - t0) / half_life); move t0 forward before they grow too big.
@@ -143,4 +142,5 @@ for gi, events in ipairs(req.g) do
     out[gi] = global(KEYS[gi], events)
   end
 end
+windows.flush()
 return out

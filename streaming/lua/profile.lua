@@ -1,25 +1,30 @@
 -- Per-user profile (cache: every key gets the profile TTL again on each write).
--- Group kind 'u' (per user): counts, last seen, button affinities, recent videos (distinct, newest
---   first, capped). Event: {partition, offset, kind, button, video_id, event_time_ms}.
+-- Group kind 'u' (per user): counts, last seen, button affinities (fields button:<id>), recent videos
+--   (distinct, clicked or converted, newest first, capped). Event: {partition, offset, kind, button,
+--   video_id, event_time_ms}.
 -- The offset watermark lives in the profile hash itself, so it is evicted or expires together with
 -- the counts it guards. Returns one character per event: '1' applied now, '0' not (a replay).
 
 local function user(base, events)
   local profile_key = base .. '${profile}'
-  local buttons_key = base .. '${user_buttons}'
   local recent_key = base .. '${recent}'
   local wm = Watermark(profile_key, 'wm:' .. topic .. ':')
-  local counts, buttons, last_index, flags = {}, {}, {}, {}
-  local last_seen = tonumber(redis.call('HGET', profile_key, 'last_seen_ms') or '') or -1
+  local first_partition = events[1][1]
+  local head = redis.call('HMGET', profile_key, 'last_seen_ms', 'wm:' .. topic .. ':' .. first_partition)
+  wm.seed(first_partition, head[2])
+  local last_seen = tonumber(head[1] or '') or -1
+  local counts, last_index, flags = {}, {}, {}
   local last_video = nil
+  local applied = 0
   for i, e in ipairs(events) do
     local p, o, kind, button, video_id, t_ms = e[1], e[2], e[3], e[4], e[5], e[6]
     if wm.fresh(p, o) then
+      applied = applied + 1
       flags[i] = '1'
       add(counts, 'events', 1)
       add(counts, METRIC[kind], 1)
       if kind == 'c' and button ~= '' then
-        add(buttons, button, 1)
+        add(counts, 'button:' .. button, 1)
       end
       if kind ~= 'i' then
         last_index[video_id] = i
@@ -32,30 +37,36 @@ local function user(base, events)
       flags[i] = '0'
     end
   end
-  if last_video ~= nil then
-    redis.call('HSET', profile_key, 'last_seen_ms', string.format('%d', last_seen), 'last_video', last_video)
+  if applied == 0 then
+    return table.concat(flags)
   end
   hincr_all(profile_key, counts)
-  hincr_all(buttons_key, buttons)
+  local fields = wm.fields({})
+  if last_video ~= nil then
+    fields[#fields + 1] = 'last_seen_ms'
+    fields[#fields + 1] = string.format('%d', last_seen)
+    fields[#fields + 1] = 'last_video'
+    fields[#fields + 1] = last_video
+  end
+  redis.call('HSET', profile_key, unpack(fields))
+  redis.call('EXPIRE', profile_key, req.profile_ttl)
   local recent = keys_of(last_index)
   if #recent > 0 then
     table.sort(recent, function(a, b) return last_index[a] < last_index[b] end)
     for _, video_id in ipairs(recent) do
       redis.call('LREM', recent_key, 0, video_id)
     end
+    local length = 0
     local i = 1
     while i <= #recent do
       local j = math.min(i + 499, #recent)
-      redis.call('LPUSH', recent_key, unpack(recent, i, j))
+      length = redis.call('LPUSH', recent_key, unpack(recent, i, j))
       i = j + 1
     end
-    redis.call('LTRIM', recent_key, 0, req.recent_cap - 1)
+    if length > req.recent_cap then
+      redis.call('LTRIM', recent_key, 0, req.recent_cap - 1)
+    end
     redis.call('EXPIRE', recent_key, req.profile_ttl)
-  end
-  wm.save()
-  redis.call('EXPIRE', profile_key, req.profile_ttl)
-  if next(buttons) ~= nil then
-    redis.call('EXPIRE', buttons_key, req.profile_ttl)
   end
   return table.concat(flags)
 end

@@ -1,0 +1,95 @@
+"""The same run on the 3-broker Kafka cluster and the 3-master Redis Cluster gives the same counts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from redis.cluster import RedisCluster
+
+from clickpulse.settings import Settings
+from clickpulse.stack import launcher
+from clickpulse.stack.topics import ensure_topics
+from streaming.consumer import RealtimeConsumer
+from streaming.keyspace import Keyspace
+from streaming.redis_conn import Family, RedisRouter, connect
+from tests.integration.consumer_support import (
+    Expected,
+    compare,
+    compare_with_simulator_truth,
+    garbage,
+    handmade,
+    now_ms,
+    produce,
+    redis_state,
+    reset_group,
+    simulated,
+    with_duplicates,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def on_cluster(settings: Settings, unique_name: Callable[[str], str]) -> Iterator[Settings]:
+    launcher.up(settings, cluster=True)
+    prefix = unique_name("t")
+    topics = {unique_name("raw"): 6, unique_name("enriched"): 6, unique_name("dlq"): 1}
+    ensure_topics(launcher.CLUSTER_BOOTSTRAP, topics, replication=3)
+    raw, enriched, dlq = topics
+    own = settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": launcher.CLUSTER_BOOTSTRAP,
+            "redis_url": launcher.CLUSTER_REDIS_URL,
+            "topic_raw": raw,
+            "topic_enriched": enriched,
+            "topic_dlq": dlq,
+            "redis_prefix": prefix,
+            "live_channel_prefix": prefix,
+        }
+    )
+    yield own
+    client = connect(launcher.CLUSTER_REDIS_URL)
+    for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
+        client.delete(key)
+    client.close()
+    AdminClient({"bootstrap.servers": launcher.CLUSTER_BOOTSTRAP}).delete_topics(
+        list(topics), operation_timeout=10
+    )
+
+
+def test_cluster_counts_equal_truth_and_replay(on_cluster: Settings) -> None:
+    now = now_ms()
+    sim_records, truth = simulated(3000, seed=21)
+    records = with_duplicates(
+        sim_records + handmade(300, 21, now, on_cluster.allowed_lateness_minutes * 60) + garbage(now),
+        0.02,
+        21,
+        now,
+    )
+    router = RedisRouter.from_settings(on_cluster)
+    live = router.client(Family.LIVE)
+    assert isinstance(live, RedisCluster), "connect() should detect the cluster node"
+    ks = Keyspace.from_settings(on_cluster)
+    produce(on_cluster.kafka_bootstrap_servers, on_cluster.topic_raw, records)
+    expected = Expected.of(records, on_cluster.allowed_lateness_minutes * 60, time.time())
+    group = f"{on_cluster.redis_prefix}.g"
+
+    for _run in ("first", "replay"):
+        consumer = RealtimeConsumer(on_cluster, group=group, router=router, keyspace=ks)
+        try:
+            consumer.run(stop_when=lambda s: s.records >= len(records), idle_timeout_s=30)
+        finally:
+            consumer.close()
+        assert consumer.stats.records == len(records)
+        assert compare(router, ks, expected) == []
+        assert compare_with_simulator_truth(router, ks, truth) == []
+        if _run == "first":
+            before = redis_state(live, on_cluster.redis_prefix)
+            reset_group(on_cluster.kafka_bootstrap_servers, group, on_cluster.topic_raw)
+    assert redis_state(live, on_cluster.redis_prefix) == before
+    nodes_used = {live.get_node_from_key(key).name for key in before}
+    assert len(nodes_used) == 3, "the keyspace should spread over the three masters"
+    router.close()

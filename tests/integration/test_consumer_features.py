@@ -1,0 +1,159 @@
+"""Routing families to separate Redis databases, trending renormalisation, live Pub/Sub, /metrics."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+
+from clickpulse.settings import Settings
+from streaming.consumer import RealtimeConsumer
+from streaming.keyspace import Keyspace, read_trending
+from streaming.redis_conn import Family, RedisRouter, connect
+from tests.integration.consumer_support import Expected, compare, handmade, now_ms, produce, simulated
+
+
+@pytest.fixture
+def private(
+    settings: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> Iterator[Settings]:
+    prefix = unique_name("t")
+    own = settings.model_copy(
+        update={
+            "topic_raw": new_topic("raw", 3),
+            "topic_enriched": new_topic("enriched", 3),
+            "topic_dlq": new_topic("dlq", 1),
+            "redis_prefix": prefix,
+            "live_channel_prefix": prefix,
+        }
+    )
+    yield own
+    for url in {own.redis_url, own.redis_url.rsplit("/", 1)[0] + "/1"}:
+        client = connect(url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+        client.close()
+
+
+def test_families_routed_to_their_own_redis_and_trending_renormalised(private: Settings) -> None:
+    db1 = private.redis_url.rsplit("/", 1)[0] + "/1"
+    routed = private.model_copy(
+        update={
+            "redis_url_windows": db1,
+            "redis_url_profiles": db1,
+            "trending_renormalise_half_lives": 1e-9,  # move t0 forward on every batch
+        }
+    )
+    now = now_ms()
+    records = simulated(2000, seed=5)[0] + handmade(200, 5, now, routed.allowed_lateness_minutes * 60)
+    produce(routed.kafka_bootstrap_servers, routed.topic_raw, records)
+    expected = Expected.of(records, routed.allowed_lateness_minutes * 60, time.time())
+    router = RedisRouter.from_settings(routed)
+    assert len(router.clients()) == 2 and router.shares_client(Family.WINDOWS, Family.PROFILES)
+    ks = Keyspace.from_settings(routed)
+    consumer = RealtimeConsumer(routed, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=300)
+    try:
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        consumer.close()
+    assert consumer.stats.batches > 3
+    assert compare(router, ks, expected) == []
+
+    live, windows = router.client(Family.LIVE), router.client(Family.WINDOWS)
+    video = next(iter(expected.videos))
+    user = next(iter(expected.users))
+    assert live.exists(ks.video_totals(video)) and not windows.exists(ks.video_totals(video))
+    assert windows.exists(ks.user_profile(user)) and not live.exists(ks.user_profile(user))
+    assert not list(live.scan_iter(match=f"{ks.prefix}:*:m:*", count=1000))
+    assert list(windows.scan_iter(match=f"{ks.prefix}:*:m:*", count=1000))
+    t0 = float(live.hget(ks.trending_meta(), "t0") or 0)
+    assert t0 >= time.time() - 4 * 3600, "renormalisation should have moved t0 to the latest hour"
+    top = read_trending(router, 3, keyspace=ks)
+    ranked = sorted(expected.trending.items(), key=lambda kv: -kv[1])[:3]
+    assert [item["video_id"] for item in top] == [video_id for video_id, _ in ranked]
+    router.close()
+
+
+def test_live_snapshots_user_channels_and_metrics(private: Settings) -> None:
+    now = now_ms()
+    records = handmade(1500, 9, now, private.allowed_lateness_minutes * 60, late_share=0.0)
+    expected = Expected.of(records, private.allowed_lateness_minutes * 60, time.time())
+    router = RedisRouter.from_settings(private)
+    ks = Keyspace.from_settings(private)
+    pubsub = connect(private.redis_url).pubsub()
+    pubsub.psubscribe(f"{ks.prefix}:live:*")
+    received: list[dict[str, Any]] = []
+    listening = threading.Event()
+
+    def listen() -> None:
+        listening.set()
+        while not stop.is_set():
+            message = pubsub.get_message(timeout=0.1)
+            if message and message["type"] == "pmessage":
+                received.append({"channel": message["channel"], "data": orjson.loads(message["data"])})
+
+    stop = threading.Event()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    listening.wait(5)
+    time.sleep(0.3)
+
+    consumer = RealtimeConsumer(private, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=50)
+    try:
+        produce(private.kafka_bootstrap_servers, private.topic_raw, records[:500])
+        consumer.run(stop_when=lambda s: s.records >= 500)
+        time.sleep(0.3)
+        produce(private.kafka_bootstrap_servers, private.topic_raw, records[500:])
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+        time.sleep(0.3)
+        consumer.live.maybe_publish(force=True)
+        time.sleep(0.5)
+    finally:
+        consumer.close()
+        stop.set()
+        listener.join(5)
+        pubsub.close()
+
+    snapshots = [m["data"] for m in received if m["channel"] == ks.channel_global()]
+    assert snapshots, "no live:global snapshot"
+    last = snapshots[-1]
+    assert last["totals"]["events"] == expected.valid
+    assert last["funnel"]["clicks"] == expected.totals["clicks"]
+    assert last["trending"] and set(last["ctr"]) == {"button", "surface", "slot"}
+    assert set(last["consumer_lag"]) == {f"{private.topic_raw}:{p}" for p in range(3)}
+    stamps = sorted(datetime.fromisoformat(s["at"].replace("Z", "+00:00")).timestamp() for s in snapshots)
+    assert all(b - a >= 0.24 for a, b in itertools.pairwise(stamps)), "snapshots faster than 4/s"
+
+    per_user: Counter[str] = Counter()
+    for m in received:
+        if m["channel"].startswith(f"{ks.prefix}:live:user:"):
+            assert m["channel"] == ks.channel_user(m["data"]["user_id"])
+            assert all({"video_id", "button_id", "event_time"} <= set(c) for c in m["data"]["clicks"])
+            per_user[m["data"]["user_id"]] += len(m["data"]["clicks"])
+    want = {u: d["counts"]["clicks"] for u, d in expected.users.items() if d["counts"]["clicks"]}
+    assert dict(per_user) == want
+    tickers = {m["data"]["event_type"] for m in received if ":live:events:" in m["channel"]}
+    assert tickers == {"click", "impression", "conversion"}
+
+    group = f"{ks.prefix}.g"
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"group": group, **labels}) or 0.0
+
+    assert sample("clickpulse_consumer_records_total") == len(records)
+    assert sample("clickpulse_consumer_events_total", outcome="counted") == expected.valid
+    assert sample("clickpulse_consumer_batch_seconds_count") >= len(records) / 50
+    assert sample("clickpulse_consumer_duplicates_total") == 0
+    assert sample("clickpulse_consumer_dead_letters_total") == 0
+    assert sample("clickpulse_consumer_late_events_total") == expected.late
+    assert sample("clickpulse_consumer_redis_errors_total") == 0
+    router.close()
