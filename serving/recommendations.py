@@ -1,17 +1,19 @@
 """``GET /v1/recommendations/{user_id}?k=N``: the precomputed list blended with the user's recent clicks.
 
-The API app includes ``router`` and calls ``install`` once at start-up with its Redis router (one pool
-per process). Read keys: ``Authorization: Bearer <key>`` from ``CLICKPULSE_READ_KEYS``; the API may
-replace ``require_read_key`` with its own dependency through ``app.dependency_overrides``.
+The API includes ``router`` with its read-key dependency, like its other routes::
+
+    app.include_router(recommendations.router, dependencies=protected)
+
+The reader is built on first use from the API's state (its ``RedisRouter``, settings and keyspace), so it
+shares the process's Redis pools; ``install`` sets one explicitly (tools, other apps). Redis errors
+propagate to the API's handler (503 with ``Retry-After``).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-import redis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
@@ -37,49 +39,41 @@ class RecommendedItem(BaseModel):
 class RecommendationsResponse(BaseModel):
     user_id: str
     model_version: str | None = Field(
-        description="The published model version the list comes from; null before the first publish."
+        description="The published model version the list comes from (the user's A/B arm); null before the "
+        "first publish."
     )
     items: list[RecommendedItem]
 
 
 def install(app: FastAPI, redis_router: RedisRouter, settings: Settings) -> RecommendationReader:
-    """Attach the reader (built on the app's Redis router) and the read keys to ``app.state``."""
+    """Attach a reader built on ``redis_router`` (the process's pools) to ``app.state``."""
     reader = RecommendationReader.from_settings(redis_router, settings)
     app.state.recommendation_reader = reader
-    app.state.recommendation_read_keys = settings.read_key_set
+    return reader
+
+
+def _from_api_state(api: Any) -> RecommendationReader:
+    reader = RecommendationReader.from_settings(api.redis(), api.settings)
+    if reader.keyspace != api.keyspace:
+        reader.keyspace = api.keyspace
     return reader
 
 
 def get_reader(request: Request) -> RecommendationReader:
-    reader = getattr(request.app.state, "recommendation_reader", None)
+    """The process's reader: installed, or built once from the API's state (``serving.state.ApiState``)."""
+    reader: RecommendationReader | None = getattr(request.app.state, "recommendation_reader", None)
     if reader is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendations are not configured")
+        api = getattr(request.app.state, "api", None)
+        if api is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendations are not configured")
+        reader = _from_api_state(api)  # holds no connections of its own: a second one would be harmless
+        request.app.state.recommendation_reader = reader
     return reader
-
-
-def require_read_key(request: Request) -> None:
-    """401 unless the request carries one of the read keys as a bearer token (constant-time compare)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    keys: frozenset[str] = getattr(request.app.state, "recommendation_read_keys", frozenset())
-    presented = token.strip().encode()
-    if scheme.lower() == "bearer" and presented:
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(presented, key.encode())
-        if matched:
-            return
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        "missing or unknown read key",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
 
 
 @router.get(
     "/v1/recommendations/{user_id}",
     response_model=RecommendationsResponse,
-    dependencies=[Depends(require_read_key)],
     summary="Personalised recommendations for one user",
 )
 def get_recommendations(
@@ -87,11 +81,7 @@ def get_recommendations(
     reader: Annotated[RecommendationReader, Depends(get_reader)],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
 ) -> RecommendationsResponse:
-    """The published list of the served model version, blended with neighbours of the user's recent
-    clicks, watched videos removed; users without history get what is trending."""
-    try:
-        result = reader.recommend(user_id, k)
-    except redis.RedisError as exc:
-        logger.warning("recommendations for %s failed: %s", user_id, exc)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendation store unavailable") from exc
+    """The served model version's precomputed list, blended with neighbours of the user's recent clicks,
+    watched videos removed; users without history get what is trending now. Each item has a reason."""
+    result = reader.recommend(user_id, k)
     return RecommendationsResponse.model_validate(result.as_dict())

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from clickpulse.settings import Settings
-from serving import recommendations
 from streaming.consumer import UserClicks
 from streaming.keyspace import Keyspace
 from streaming.recommendations.blend import REASON_PERSONAL, REASON_POPULAR, because
@@ -22,7 +21,7 @@ from streaming.recommendations.next_up import NextUpPublisher
 from streaming.recommendations.reader import RecommendationReader, ab_bucket
 from streaming.recommendations.store import RecsStore
 from streaming.redis_conn import RedisRouter, connect
-from tests.integration.recs_support import delete_prefix
+from tests.integration.recs_support import api_app, delete_prefix
 
 KEY = "test-read-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -47,9 +46,7 @@ def env(settings: Settings, redis_url: str, unique_name: Callable[[str], str]) -
     )
     rc = connect(redis_url)
     ks = Keyspace.from_settings(own)
-    app = FastAPI()
-    app.include_router(recommendations.router)
-    recommendations.install(app, RedisRouter.single(rc), own)
+    app = api_app(own, RedisRouter.single(rc))
     store = RecsStore(rc, ks, ttl_s=600)
     rc.zadd(ks.trending(), TRENDING)  # what the consumer keeps; no trending_meta = no decay
     with TestClient(app) as client:

@@ -13,14 +13,12 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 import redis
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from assets.recommendations.interactions import aggregate_events
 from assets.recommendations.training import TrainingConfig, train_and_evaluate
 from clickpulse.settings import Settings
-from serving import recommendations
 from streaming.consumer import RealtimeConsumer, UserClickPublisher
 from streaming.keyspace import Keyspace, read_trending, read_user_profile
 from streaming.recommendations.blend import REASON_PERSONAL, REASON_POPULAR, because
@@ -30,7 +28,7 @@ from streaming.recommendations.store import RecsStore
 from streaming.redis_conn import Family, RedisRouter
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
 from tests.integration.consumer_support import Record, produce
-from tests.integration.recs_support import delete_prefix
+from tests.integration.recs_support import api_app, delete_prefix
 
 KEY = "loop-read-key"
 
@@ -111,9 +109,7 @@ def test_events_to_recommendations_and_next_up(private: Settings) -> None:
         store = RecsStore(router.client(Family.RECS), ks, ttl_s=3600)
         store.publish(result.version, result.user_lists(), result.similar_lists(), result.popular_list())
 
-        app = FastAPI()
-        app.include_router(recommendations.router)
-        recommendations.install(app, router, private)
+        app = api_app(private, router)
         auth = {"Authorization": f"Bearer {KEY}"}
         with TestClient(app) as api:
             clicks_by_user: dict[str, int] = {}
