@@ -73,3 +73,28 @@ def status() -> None:
             f"  {info.version}  published {published} UTC  users={info.meta.get('users', '?')}  "
             f"ndcg@10={info.meta.get('ndcg_at_10', '?')}  {state}"
         )
+
+
+@app.command("show")
+def show(
+    user_ids: list[str] = typer.Argument(..., help="Users to show."),
+    k: int = typer.Option(5, "--k", min=1, max=100, help="Items per user."),
+) -> None:
+    """What the API would answer for these users: items, scores and reasons (for the demo, and debugging)."""
+    from streaming.recommendations.reader import RecommendationReader
+    from streaming.redis_conn import RedisRouter, RedisUnavailableError
+
+    settings = get_settings()
+    try:
+        router = RedisRouter.from_settings(settings)
+    except RedisUnavailableError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    try:
+        reader = RecommendationReader.from_settings(router, settings)
+        for result in reader.recommend_many(user_ids, k):
+            typer.echo(f"{result.user_id} (model {result.model_version or 'none yet'}):")
+            for item in result.items:
+                typer.echo(f"  {item.video_id:<12} {item.score:>7.3f}  {item.reason}")
+    finally:
+        router.close()
