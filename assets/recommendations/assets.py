@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 RECOMMENDATIONS_GROUP: Final = "recommendations"
 INTERACTIONS_MODEL: Final = "int_user_video_interactions_aggregated"
 GATE_CHECK: Final = "ndcg_beats_popularity"
+# The concurrency pool of every op that opens the warehouse (``assets.pools.WAREHOUSE_POOL``): DuckDB
+# allows one writing process per file, so reading the mart waits for a running dbt build.
+WAREHOUSE_POOL: Final = "warehouse"
 
 
 class InteractionsWarehouse(Protocol):
@@ -119,6 +122,7 @@ def gate_result(result: TrainedRecommendations) -> dg.AssetCheckResult:
 @dg.asset(
     group_name=RECOMMENDATIONS_GROUP,
     deps=[dg.AssetKey(INTERACTIONS_MODEL)],
+    pool=WAREHOUSE_POOL,
     kinds={"python", "numpy"},
     check_specs=[
         dg.AssetCheckSpec(
