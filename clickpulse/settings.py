@@ -117,7 +117,12 @@ class Settings(BaseSettings):
 
     consumer_group: str = Field("realtime", alias="CLICKPULSE_CONSUMER_GROUP")
     consumer_batch_size: int = Field(1000, alias="CLICKPULSE_CONSUMER_BATCH_SIZE", ge=1, le=100_000)
-    consumer_batch_timeout_s: float = Field(0.1, alias="CLICKPULSE_CONSUMER_BATCH_TIMEOUT_S", gt=0)
+    consumer_batch_timeout_s: float = Field(
+        0.05,
+        alias="CLICKPULSE_CONSUMER_BATCH_TIMEOUT_S",
+        gt=0,
+        description="How long consume() waits to fill a batch; bounds the latency added at low rates.",
+    )
     consumer_session_timeout_ms: int = Field(30_000, alias="CLICKPULSE_CONSUMER_SESSION_TIMEOUT_MS", ge=1000)
     consumer_metrics_port: int = Field(
         8002, alias="CLICKPULSE_CONSUMER_METRICS_PORT", ge=0, description="0 disables /metrics."

@@ -166,10 +166,6 @@ class Keyspace:
         """HLL, live, no TTL: users with any event on the video, all time."""
         return self.video(video_id) + SUFFIXES["uniq"]
 
-    def video_watermarks(self, video_id: str) -> str:
-        """HASH, live and windows, no TTL: live:<topic>:<partition> / win:<topic>:<partition> -> offset."""
-        return self.video(video_id) + SUFFIXES["wm"]
-
     def video_seen(self, video_id: str, epoch_hour: int | str) -> str:
         """HASH, live, TTL seen_s: event_id -> "<partition>:<offset>" of its first occurrence, one hash
         per event_time hour (hours since the epoch): a re-sent event carries the same event_time."""
@@ -197,8 +193,8 @@ class Keyspace:
 
     # Per user.
     def user_profile(self, user_id: str) -> str:
-        """HASH, profiles, TTL profile_s: events, clicks, impressions, conversions, button:<button_id>
-        (clicks per button: the affinities), last_seen_ms, last_video, wm:<topic>:<partition>."""
+        """HASH, profiles, TTL profile_s: clicks, impressions, conversions, button:<button_id> (clicks
+        per button: the affinities), last_seen_ms (newest event_time), last_video (its video)."""
         return self.user(user_id) + SUFFIXES["profile"]
 
     def user_recent(self, user_id: str) -> str:
@@ -256,9 +252,6 @@ class Keyspace:
         """STRING, live, TTL 120 s: events applied during that wall-clock second, all consumers."""
         return f"{self.global_()}{SUFFIXES['eps']}{epoch_s}"
 
-    def global_watermarks(self) -> str:
-        return self.global_() + SUFFIXES["wm"]
-
     def consumer_lag(self) -> str:
         """HASH, live, TTL 60 s: "<topic>:<partition>" -> records behind, refreshed by each consumer."""
         return self.global_() + SUFFIXES["lag"]
@@ -266,6 +259,12 @@ class Keyspace:
     def live_lock(self) -> str:
         """STRING, live, PX = publish interval: at most one global snapshot per interval, all consumers."""
         return self.global_() + SUFFIXES["live_lock"]
+
+    def watermarks(self, tag: str = "wm") -> str:
+        """HASH, every family's Redis, no TTL: "<role>:<topic>:<partition>" -> highest offset applied by
+        the Lua calls of that role (v: videos, g: global, w/gw: windows on their own Redis, u: users).
+        One per Redis (tag "wm"); on a Cluster one per hash slot written (tag from ``slot_tag``)."""
+        return f"{self.prefix}:{{{tag}}}{SUFFIXES['wm']}"
 
     # Pub/Sub channels.
     def _channel(self, name: str) -> str:
@@ -294,7 +293,6 @@ def key_families(retention: Retention | None = None) -> tuple[KeyFamily, ...]:
     return (
         KeyFamily("video totals", ks.video_totals(v), "hash", live, "none", "all-time counters per video"),
         KeyFamily("video uniques", ks.video_uniques(v), "hll", live, "none", "all-time unique users"),
-        KeyFamily("video watermarks", ks.video_watermarks(v), "hash", live, "none", "offset watermarks"),
         KeyFamily("event_id seen-set", ks.video_seen(v, "EPOCHHOUR"), "hash", live, seen, "dedupe"),
         KeyFamily("minute buckets", ks.video_minute(v, "YYYYMMDDHHMM"), "hash", win, minute, "last hour"),
         KeyFamily("hour buckets", ks.video_hour(v, "YYYYMMDDHH"), "hash", win, hour, "last 24 h"),
@@ -317,10 +315,29 @@ def key_families(retention: Retention | None = None) -> tuple[KeyFamily, ...]:
         KeyFamily("trending", ks.trending(), "zset", live, "none", "decayed popularity"),
         KeyFamily("trending meta", ks.trending_meta(), "hash", live, "none", "t0, half-life"),
         KeyFamily("events per second", ks.events_per_second("EPOCHSEC"), "string", live, "120 s", "rate"),
-        KeyFamily("global watermarks", ks.global_watermarks(), "hash", live, "none", "offset watermarks"),
+        KeyFamily("offset watermarks", ks.watermarks(), "hash", live, "none", "replay guard, per Redis"),
+        KeyFamily("offset watermarks (Cluster)", ks.watermarks("wm-N"), "hash", live, "none", "per slot"),
         KeyFamily("consumer lag", ks.consumer_lag(), "hash", live, "60 s", "lag per partition"),
         KeyFamily("live lock", ks.live_lock(), "string", live, "250 ms", "snapshot throttle"),
     )
+
+
+@cache
+def _slot_tags() -> dict[int, str]:
+    from redis.crc import key_slot
+
+    tags: dict[int, str] = {}
+    i = 0
+    while len(tags) < 16384:
+        tag = f"wm-{i}"
+        tags.setdefault(int(key_slot(tag.encode())), tag)
+        i += 1
+    return tags
+
+
+def slot_tag(slot: int) -> str:
+    """A hash tag that maps to Cluster ``slot``, for the watermark key of the calls on that slot."""
+    return _slot_tags()[slot]
 
 
 @cache
@@ -595,10 +612,11 @@ def read_user_profile(
     profile, recent, attrs = pipe.execute()
     buttons = {k[7:]: _int(v) for k, v in profile.items() if k.startswith("button:")}
     last_seen = profile.get("last_seen_ms")
+    counts = {m: _int(profile.get(m)) for m in METRICS}
     return {
         "user_id": user_id,
-        "events": _int(profile.get("events")),
-        **{m: _int(profile.get(m)) for m in METRICS},
+        "events": sum(counts.values()),
+        **counts,
         "last_seen": datetime.fromtimestamp(int(last_seen) / 1000, UTC).isoformat() if last_seen else None,
         "last_video": profile.get("last_video"),
         "button_affinities": dict(sorted(buttons.items(), key=lambda kv: (-kv[1], kv[0]))),

@@ -17,12 +17,13 @@ crash anywhere loses nothing and a replay counts nothing twice.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,22 @@ def enriched_json(e: CountedEvent, attributes: UserAttributes | None) -> bytes:
 
 class DeliveryError(RuntimeError):
     """Kafka did not confirm every enriched record or dead letter of a batch."""
+
+
+RETRYABLE = (redis.RedisError, KafkaException, DeliveryError, BufferError)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch whose Redis writes run in the worker thread."""
+
+    batch: DecodedBatch
+    began: float
+    phase_one_done: threading.Event = field(default_factory=threading.Event)
+    attributes: dict[str, UserAttributes] | None = None
+    duplicates: int = 0
+    written_at: float = 0.0
+    future: Future[dict[str, list[CountedEvent]]] | None = None
 
 
 @dataclass(slots=True)
@@ -121,7 +138,8 @@ class RealtimeConsumer:
         self.stats = RunStats()
         self.latencies: list[float] | None = [] if record_latencies else None
         self._stop = threading.Event()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-phase-two")
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-writer")
+        self._pending: _InFlight | None = None
         self._delivery_errors: list[str] = []
         self._reset_done: set[int] = set()
         self._assigned: set[int] = set()
@@ -150,7 +168,10 @@ class RealtimeConsumer:
                 consumer.incremental_assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        logger.info("revoked %s; committing stored offsets", sorted(p.partition for p in partitions))
+        logger.info(
+            "revoked %s; completing the batch in flight, committing", sorted(p.partition for p in partitions)
+        )
+        self._finish_pending()
         self._commit()
         for p in partitions:
             self._assigned.discard(p.partition)
@@ -184,86 +205,150 @@ class RealtimeConsumer:
         stop_when: Callable[[RunStats], bool] | None = None,
     ) -> RunStats:
         """Process batches until ``stop()``, ``max_batches``, ``stop_when(stats)``, or no record for
-        ``idle_timeout_s`` while partitions are assigned."""
+        ``idle_timeout_s`` while partitions are assigned. Returns with no batch in flight.
+
+        Two batches overlap: while the worker thread writes batch N to Redis, this thread consumes and
+        decodes batch N+1; batch N then completes (enriched produce, flush, offsets) before N+1 starts.
+        """
         last_activity = time.monotonic()
-        batches = 0
-        while not self._stop.is_set():
-            messages = self.consumer.consume(
-                num_messages=self.batch_size, timeout=self.settings.consumer_batch_timeout_s
-            )
-            if messages:
-                if not self._process(messages):
+        finished_at_start = self.stats.batches
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(
+                    num_messages=self.batch_size, timeout=self.settings.consumer_batch_timeout_s
+                )
+                batch = decode_batch(messages, self.retention.lateness_s) if messages else None
+                if not self._finish_pending():
                     break
-                batches += 1
-                last_activity = time.monotonic()
-            else:
-                self.live.maybe_publish()
-                if not self._assigned:
+                if batch is not None and batch.records:
+                    self._pending = self._start(batch)
                     last_activity = time.monotonic()
-            if max_batches is not None and batches >= max_batches:
-                break
-            if stop_when is not None and stop_when(self.stats):
-                break
-            if idle_timeout_s is not None and time.monotonic() - last_activity > idle_timeout_s:
-                break
+                elif batch is None:
+                    self.live.maybe_publish()
+                    if not self._assigned:
+                        last_activity = time.monotonic()
+                done = self.stats.batches - finished_at_start + (self._pending is not None)
+                if max_batches is not None and done >= max_batches:
+                    break
+                if stop_when is not None and stop_when(self._projected_stats()):
+                    break
+                if idle_timeout_s is not None and time.monotonic() - last_activity > idle_timeout_s:
+                    break
+        finally:
+            self._finish_pending()
         return self.stats
 
-    def _process(self, messages: list[Any]) -> bool:
-        """One batch, retried until it succeeds; False when asked to stop before it did."""
-        began = time.monotonic()
-        batch = decode_batch(messages, self.retention.lateness_s)
-        attempt = 0
-        while True:
-            try:
-                result = self._write(batch)
-                break
-            except (redis.RedisError, KafkaException, DeliveryError, BufferError) as exc:
-                attempt += 1
-                self.stats.retries += 1
-                if isinstance(exc, redis.RedisError):
-                    metrics.REDIS_ERRORS.labels(**self._labels).inc()
-                else:
-                    metrics.PRODUCE_ERRORS.labels(**self._labels).inc()
-                delay = min(MAX_BACKOFF_S, 0.1 * 2**attempt)
-                logger.warning("batch failed (attempt %d, retrying in %.1fs): %s", attempt, delay, exc)
-                if self._stop.wait(delay):
-                    logger.warning("stopping with a failed batch; its offsets stay uncommitted")
-                    return False
-        self._store_offsets(batch.next_offsets)
-        self._account(batch, result, time.monotonic() - began)
-        self._after_batch(batch, result)
+    def _projected_stats(self) -> RunStats:
+        """The stats as they will be once the batch in flight completes (for ``stop_when``)."""
+        if self._pending is None:
+            return self.stats
+        projected = copy.copy(self.stats)
+        projected.records += self._pending.batch.records
+        return projected
+
+    def _start(self, batch: DecodedBatch) -> _InFlight:
+        flight = _InFlight(batch, time.monotonic())
+        flight.future = self._worker.submit(self._redis_job, flight)
+        return flight
+
+    def _redis_job(self, flight: _InFlight) -> dict[str, list[CountedEvent]]:
+        """Worker thread: attributes, phase one (then signal), phase two."""
+        events = flight.batch.events
+        flight.attributes = self.enricher.lookup(e.event.user_id for e in events)
+        flight.duplicates = self.writer.phase_one(events)
+        flight.phase_one_done.set()
+        applied = self.writer.phase_two([e for e in events if e.first])
+        flight.written_at = time.time()
+        return applied
+
+    def _finish_pending(self) -> bool:
+        """Complete the batch in flight; False when asked to stop before it succeeded."""
+        flight, self._pending = self._pending, None
+        if flight is None:
+            return True
+        result: ApplyResult | None
+        try:
+            result = self._complete(flight)
+        except RETRYABLE as exc:
+            self._count_failure(exc, 1)
+            result = self._retry(flight.batch)
+            if result is None:
+                return False
+        self._store_offsets(flight.batch.next_offsets)
+        self._account(flight.batch, result, time.monotonic() - flight.began)
+        self._after_batch(flight.batch, result)
         return True
 
-    def _write(self, batch: DecodedBatch) -> ApplyResult:
-        """Redis phase one, then phase two in a worker thread while this thread produces the enriched
-        records (the thread mostly waits on Redis, so the two overlap); then wait for both."""
-        attributes = self.enricher.lookup(e.event.user_id for e in batch.events)
-        duplicates = self.writer.phase_one(batch.events)
-        first = [e for e in batch.events if e.first]
-        phase_two = self._worker.submit(self.writer.phase_two, first)
-        try:
-            self._delivery_errors.clear()
-            for e in first:
-                self._produce(
-                    self.settings.topic_enriched,
-                    value=enriched_json(e, attributes.get(e.event.user_id)),
-                    key=e.event.user_id.encode(),
-                    timestamp=e.timestamp_ms,
-                )
-            for letter in batch.dead_letters:
-                self._produce_dead_letter(
-                    letter.value, letter.key, letter.partition, letter.offset, letter.reason
-                )
-        finally:
-            applied_clicks = phase_two.result()
-        self._observe_latency(batch.events, time.time())
+    def _complete(self, flight: _InFlight) -> ApplyResult:
+        """Produce the enriched records once phase one marked duplicates (phase two still runs in the
+        worker), then wait for Redis and for Kafka's acknowledgements."""
+        while not flight.phase_one_done.wait(0.05):
+            if flight.future is not None and flight.future.done():
+                break
+        assert flight.future is not None
+        if not flight.phase_one_done.is_set():
+            flight.future.result()  # raises the worker's error
+        self._produce_batch(flight.batch, flight.attributes or {})
+        applied_clicks = flight.future.result()
+        return self._acknowledged(
+            flight.batch, ApplyResult(flight.duplicates, applied_clicks), flight.written_at
+        )
+
+    def _retry(self, batch: DecodedBatch) -> ApplyResult | None:
+        """Run the whole batch again in this thread until it succeeds (every step is idempotent or
+        at-least-once); None when asked to stop first (its offsets stay uncommitted)."""
+        attempt = 1
+        while True:
+            delay = min(MAX_BACKOFF_S, 0.1 * 2**attempt)
+            if self._stop.wait(delay):
+                logger.warning("stopping with a failed batch; its offsets stay uncommitted")
+                return None
+            try:
+                attributes = self.enricher.lookup(e.event.user_id for e in batch.events)
+                duplicates = self.writer.phase_one(batch.events)
+                applied = self.writer.phase_two([e for e in batch.events if e.first])
+                written_at = time.time()
+                self._produce_batch(batch, attributes)
+                return self._acknowledged(batch, ApplyResult(duplicates, applied), written_at)
+            except RETRYABLE as exc:
+                attempt += 1
+                self._count_failure(exc, attempt)
+
+    def _count_failure(self, exc: Exception, attempt: int) -> None:
+        self.stats.retries += 1
+        if isinstance(exc, redis.RedisError):
+            metrics.REDIS_ERRORS.labels(**self._labels).inc()
+        else:
+            metrics.PRODUCE_ERRORS.labels(**self._labels).inc()
+        logger.warning("batch failed (attempt %d), retrying: %s", attempt, exc)
+
+    def _produce_batch(self, batch: DecodedBatch, attributes: Mapping[str, UserAttributes]) -> None:
+        self._delivery_errors.clear()
+        for e in batch.events:
+            if not e.first:
+                continue
+            self._produce(
+                self.settings.topic_enriched,
+                value=enriched_json(e, attributes.get(e.event.user_id)),
+                key=e.event.user_id.encode(),
+                timestamp=e.timestamp_ms,
+            )
+        for letter in batch.dead_letters:
+            self._produce_dead_letter(
+                letter.value, letter.key, letter.partition, letter.offset, letter.reason
+            )
+
+    def _acknowledged(self, batch: DecodedBatch, result: ApplyResult, written_at: float) -> ApplyResult:
+        """Redis has the batch (since ``written_at``); wait until Kafka confirmed every enriched record
+        and dead letter."""
+        self._observe_latency(batch.events, written_at)
         remaining = self.producer.flush(FLUSH_TIMEOUT_S)
         if remaining:
             raise DeliveryError(f"{remaining} records not confirmed by Kafka within {FLUSH_TIMEOUT_S:.0f}s")
         if self._delivery_errors:
             raise DeliveryError(f"{len(self._delivery_errors)} deliveries failed: {self._delivery_errors[0]}")
-        self.stats.enriched += len(first)
-        return ApplyResult(duplicates, applied_clicks)
+        self.stats.enriched += sum(1 for e in batch.events if e.first)
+        return result
 
     def _observe_latency(self, events: list[CountedEvent], written_at: float) -> None:
         """Kafka timestamp → Redis acknowledged; the histogram takes every 16th event (cheaper)."""

@@ -2,16 +2,16 @@
 
 Two phases, each one pipeline per Redis client:
 
-1. ``live.lua`` per video group: event_id dedupe (seen-set) and the video's live counters. It tells
-   which events are first occurrences; a duplicate event_id from another offset is dropped everywhere.
-2. For first occurrences only: ``live.lua`` for the {global} slot (totals, CTR, trending),
-   ``windows.lua`` per video and for {global} (buckets by event_time, within the lateness allowance),
-   ``profile.lua`` per user.
+1. ``live.lua`` over the video groups: event_id dedupe (seen-set) and each video's live counters, plus
+   its windows when the windows family shares the Redis. It tells which events are first occurrences;
+   a duplicate event_id from another offset is dropped everywhere.
+2. For first occurrences only: ``live.lua`` over the {global} group (totals, CTR, trending),
+   ``profile.lua`` over the user groups, and ``windows.lua`` when windows have their own Redis.
 
-Each group (one video, one user, {global}) keeps a per-partition offset watermark next to its data
-and skips offsets it already applied, so re-running a batch after a crash, a rebalance or a group
-reset never counts twice. Groups are packed into one Lua call per Cluster hash slot, or, on a single
-Redis, into as few calls as ``consumer_lua_max_events`` allows.
+Every call carries the groups of one Cluster hash slot (one call per slot), or on a single Redis a
+contiguous slice of the batch (at most ``consumer_lua_max_events`` events), plus one watermark key in
+the same slot that records, per partition, the highest offset its role applied. Calls skip offsets at
+or below it, so re-running a batch after a crash, a rebalance or a group reset never counts twice.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -29,13 +30,33 @@ from redis.exceptions import NoScriptError
 
 from clickpulse.settings import Settings
 from streaming.consumer.records import CountedEvent
-from streaming.keyspace import EPS_TTL_S, SEEN_BUCKET_S, Keyspace, Retention, bucket_names, slot_value
+from streaming.keyspace import (
+    EPS_TTL_S,
+    SEEN_BUCKET_S,
+    Keyspace,
+    Retention,
+    bucket_names,
+    slot_tag,
+    slot_value,
+)
 from streaming.redis_conn import Family, RedisClient, RedisRouter, is_cluster_client
 
 logger = logging.getLogger(__name__)
 
 SCRIPTS = ("live", "windows", "profile")
 KIND_CODES = {"click": "c", "impression": "i", "conversion": "v"}
+# Watermark roles: each stream of calls keeps its own offsets.
+ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "g", "w", "gw", "u"
+
+
+@dataclass(slots=True)
+class _Row:
+    """One event's arguments for one group (video, user or {global})."""
+
+    base_key: str
+    kind: str
+    args: list[Any]
+    member: CountedEvent | None = None
 
 
 @dataclass(slots=True)
@@ -51,6 +72,7 @@ class _Call:
     client: RedisClient
     script: str
     groups: list[_Group]
+    watermark_key: str
     header: dict[str, Any]
 
 
@@ -60,6 +82,11 @@ class ApplyResult:
 
     duplicates: int = 0
     applied_clicks: dict[str, list[CountedEvent]] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=200_000)
+def _slot(key: str) -> int:
+    return int(key_slot(key.encode()))
 
 
 class ScriptSet:
@@ -94,6 +121,8 @@ class StateWriter:
         self._scripts: dict[int, ScriptSet] = {}
         for client in router.clients():
             self._scripts[id(client)] = ScriptSet(client)
+            if is_cluster_client(client):
+                slot_tag(0)  # build the slot -> tag table now rather than in the first batch
         self._weights = {
             "c": settings.trending_weight_click,
             "i": settings.trending_weight_impression,
@@ -105,8 +134,6 @@ class StateWriter:
         self._recent_cap = settings.profile_recent_videos
         r = self.retention
         self._windows_header = {
-            "win": True,
-            "topic": self.topic,
             "minute_ttl": r.minute_s,
             "hour_ttl": r.hour_s,
             "uniq_hour_ttl": r.uniq_hour_s,
@@ -128,13 +155,10 @@ class StateWriter:
             return 0
         ks = self.keyspace
         merged = self.merged_windows
-        groups: dict[str, _Group] = {}
+        rows: list[_Row] = []
         for e in events:
             ev = e.event
-            group = groups.get(ev.video_id)
-            if group is None:
-                group = groups[ev.video_id] = _Group(ks.video(ev.video_id), "v")
-            row = [
+            args = [
                 e.partition,
                 e.offset,
                 KIND_CODES[ev.event_type],
@@ -145,13 +169,12 @@ class StateWriter:
                 ev.user_id,
             ]
             if merged and not e.is_late:
-                row.extend(bucket_names(e.event_time_s))
-            group.events.append(row)
-            group.members.append(e)
-        header: dict[str, Any] = {"topic": self.topic, "seen_ttl": self.retention.seen_s}
+                args.extend(bucket_names(e.event_time_s))
+            rows.append(_Row(ks.video(ev.video_id), "v", args, e))
+        header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
         if merged:
-            header.update(self._windows_header)
-        calls = self._pack(self.router.client(Family.LIVE), "live", list(groups.values()), header)
+            header.update(self._windows_header, win=True)
+        calls = self._calls(Family.LIVE, "live", ROLE_VIDEOS, rows, header)
         duplicates = 0
         for call, replies in zip(calls, self._execute(calls), strict=True):
             for group, flags in zip(call.groups, replies, strict=True):
@@ -168,10 +191,11 @@ class StateWriter:
             return {}
         ks = self.keyspace
         merged = self.merged_windows
-        global_live = _Group(ks.global_(), "g")
-        global_windows = _Group(ks.global_(), "g")
-        video_windows: dict[str, _Group] = {}
-        users: dict[str, _Group] = {}
+        global_key = ks.global_()
+        global_rows: list[_Row] = []
+        user_rows: list[_Row] = []
+        window_rows: list[_Row] = []
+        global_window_rows: list[_Row] = []
         for e in events:
             ev = e.event
             kind = KIND_CODES[ev.event_type]
@@ -179,31 +203,24 @@ class StateWriter:
             surface = ev.surface or ""
             slot = slot_value(ev.model_version, ev.rec_slot)
             trend_time = min(e.event_time_s, e.timestamp_ms / 1000)
-            row: list[Any] = [e.partition, e.offset, kind, button, surface, slot, ev.video_id, trend_time]
-            global_live.events.append(row)
-            user = users.get(ev.user_id)
-            if user is None:
-                user = users[ev.user_id] = _Group(ks.user(ev.user_id), "u")
-            user.events.append(
-                [e.partition, e.offset, kind, button, ev.video_id, round(e.event_time_s * 1000)]
-            )
-            user.members.append(e)
+            args: list[Any] = [e.partition, e.offset, kind, button, surface, slot, ev.video_id, trend_time]
+            global_rows.append(_Row(global_key, "g", args))
+            user_args = [e.partition, e.offset, kind, button, ev.video_id, round(e.event_time_s * 1000)]
+            user_rows.append(_Row(ks.user(ev.user_id), "u", user_args, e))
             if e.is_late:
-                row.append(1)
+                args.append(1)
                 continue
-            row.append(0)
+            args.append(0)
             minute, hour, day = bucket_names(e.event_time_s)
             if merged:
-                row.append(hour)
+                args.append(hour)
                 continue
-            vw = video_windows.get(ev.video_id)
-            if vw is None:
-                vw = video_windows[ev.video_id] = _Group(ks.video(ev.video_id), "v")
-            vw.events.append([e.partition, e.offset, kind, button, minute, hour, day, ev.user_id])
-            global_windows.events.append([e.partition, e.offset, kind, button, surface, slot, hour])
+            window_args = [e.partition, e.offset, kind, button, minute, hour, day, ev.user_id]
+            window_rows.append(_Row(ks.video(ev.video_id), "v", window_args))
+            global_args = [e.partition, e.offset, kind, button, surface, slot, hour]
+            global_window_rows.append(_Row(global_key, "g", global_args))
 
         live_header: dict[str, Any] = {
-            "topic": self.topic,
             "weights": self._weights,
             "half_life_s": self._half_life_s,
             "renormalise_s": self._renormalise_s,
@@ -212,22 +229,15 @@ class StateWriter:
             "eps_ttl": EPS_TTL_S,
         }
         if merged:
-            live_header.update(self._windows_header)
-        window_groups = list(video_windows.values())
-        if global_windows.events:
-            window_groups.append(global_windows)
-        profile_header = {
-            "topic": self.topic,
-            "profile_ttl": self.retention.profile_s,
-            "recent_cap": self._recent_cap,
-        }
-        profile_calls = self._pack(
-            self.router.client(Family.PROFILES), "profile", list(users.values()), profile_header
-        )
+            live_header.update(self._windows_header, win=True)
+        profile_header = {"profile_ttl": self.retention.profile_s, "recent_cap": self._recent_cap}
         calls = [
-            *self._pack(self.router.client(Family.LIVE), "live", [global_live], live_header),
-            *self._pack(self.router.client(Family.WINDOWS), "windows", window_groups, self._windows_header),
-            *profile_calls,
+            *self._calls(Family.LIVE, "live", ROLE_GLOBAL, global_rows, live_header),
+            *self._calls(Family.PROFILES, "profile", ROLE_USERS, user_rows, profile_header),
+            *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, window_rows, self._windows_header),
+            *self._calls(
+                Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, global_window_rows, self._windows_header
+            ),
         ]
         replies = self._execute(calls)
         applied: dict[str, list[CountedEvent]] = {}
@@ -240,29 +250,31 @@ class StateWriter:
                         applied.setdefault(member.event.user_id, []).append(member)
         return applied
 
-    def _pack(
-        self, client: RedisClient, script: str, groups: list[_Group], header: dict[str, Any]
+    def _calls(
+        self, family: Family, script: str, role: str, rows: list[_Row], header: dict[str, Any]
     ) -> list[_Call]:
-        """One call per hash slot on a Cluster; on a single Redis, calls of up to max_events events."""
-        if not groups:
+        """Rows (in offset order per partition) packed into calls: one per hash slot on a Cluster; on a
+        single Redis, contiguous slices of at most ``max_events_per_call`` rows."""
+        if not rows:
             return []
+        client = self.router.client(family)
+        full_header = {**header, "topic": self.topic, "role": role}
         if is_cluster_client(client):
-            by_slot: dict[int, list[_Group]] = defaultdict(list)
-            for group in groups:
-                by_slot[key_slot(group.base_key.encode())].append(group)
-            return [_Call(client, script, g, header) for g in by_slot.values()]
-        calls: list[_Call] = []
-        current: list[_Group] = []
-        size = 0
-        for group in groups:
-            current.append(group)
-            size += len(group.events)
-            if size >= self.max_events_per_call:
-                calls.append(_Call(client, script, current, header))
-                current, size = [], 0
-        if current:
-            calls.append(_Call(client, script, current, header))
-        return calls
+            by_slot: dict[int, list[_Row]] = defaultdict(list)
+            for row in rows:
+                by_slot[_slot(row.base_key)].append(row)
+            return [
+                _Call(
+                    client, script, _groups(slot_rows), self.keyspace.watermarks(slot_tag(slot)), full_header
+                )
+                for slot, slot_rows in by_slot.items()
+            ]
+        size = self.max_events_per_call
+        watermark_key = self.keyspace.watermarks()
+        return [
+            _Call(client, script, _groups(rows[i : i + size]), watermark_key, full_header)
+            for i in range(0, len(rows), size)
+        ]
 
     def _execute(self, calls: list[_Call]) -> list[Any]:
         """Run the calls, one pipeline per client; reload the scripts once if a server lost them."""
@@ -295,7 +307,20 @@ class StateWriter:
             payload = orjson.dumps(
                 {**call.header, "k": [g.kind for g in call.groups], "g": [g.events for g in call.groups]}
             )
-            keys = [g.base_key for g in call.groups]
+            keys = [*(g.base_key for g in call.groups), call.watermark_key]
             # execute_command: ClusterPipeline blocks its evalsha() helper, the raw command is routed by key.
             pipe.execute_command("EVALSHA", scripts.sha(call.script), len(keys), *keys, payload)
         return list(pipe.execute(raise_on_error=False))
+
+
+def _groups(rows: list[_Row]) -> list[_Group]:
+    """Rows grouped by base key, groups in order of first appearance, rows in order within a group."""
+    groups: dict[str, _Group] = {}
+    for row in rows:
+        group = groups.get(row.base_key)
+        if group is None:
+            group = groups[row.base_key] = _Group(row.base_key, row.kind)
+        group.events.append(row.args)
+        if row.member is not None:
+            group.members.append(row.member)
+    return list(groups.values())

@@ -45,39 +45,33 @@ local function keys_of(set)
   return out
 end
 
--- Per-partition offset watermark stored in a hash field next to the data it guards: an event is
--- applied only when its offset is above the highest offset already applied for its partition, so a
--- replayed offset never counts twice. Events of one partition arrive in offset order.
+-- Per-partition offset watermark of the whole call, in KEYS[#KEYS] (a key in the same hash slot as
+-- the groups: one per slot on a Cluster, one per Redis otherwise), field <role>:<topic>:<partition>.
+-- An event is applied only when its offset is above the watermark read at the start of the call, so
+-- a replayed offset never counts twice; the call then stores the highest offset it saw. Calls of one
+-- role run in offset order, and a call covers every group of its slot for its range of offsets.
 local function Watermark(key, field_prefix)
-  local current, updated = {}, {}
+  local start, top = {}, {}
   local self = {}
   function self.fresh(p, o)
-    local w = current[p]
+    local w = start[p]
     if w == nil then
       w = tonumber(redis.call('HGET', key, field_prefix .. p) or '-1') or -1
-      current[p] = w
+      start[p] = w
     end
-    if o > w then
-      current[p] = o
-      updated[p] = o
-      return true
+    if top[p] == nil or o > top[p] then
+      top[p] = o
     end
-    return false
-  end
-  -- The watermark of partition p as read by the caller together with other fields.
-  function self.seed(p, value)
-    current[p] = tonumber(value or '-1') or -1
-  end
-  -- Appends the changed watermarks to an HSET argument list (for a caller that writes the same hash).
-  function self.fields(args)
-    for p, o in pairs(updated) do
-      args[#args + 1] = field_prefix .. p
-      args[#args + 1] = string.format('%d', o)
-    end
-    return args
+    return o > w
   end
   function self.save()
-    local args = self.fields({})
+    local args = {}
+    for p, o in pairs(top) do
+      if o > start[p] then
+        args[#args + 1] = field_prefix .. p
+        args[#args + 1] = string.format('%d', o)
+      end
+    end
     if #args > 0 then
       redis.call('HSET', key, unpack(args))
     end
@@ -85,23 +79,25 @@ local function Watermark(key, field_prefix)
   return self
 end
 
+local wm = Watermark(KEYS[#KEYS], req.role .. ':' .. topic .. ':')
+
 local function fmt(x)
   return string.format('%.17g', x)
 end
 
--- Windowed counters by event_time (every key gets a TTL). Bucket hashes count 'events' too, so the
--- reply of that HINCRBY tells whether the call created the key: only then is EXPIRE needed.
--- HyperLogLogs get EXPIRE on every write (an evicted HLL re-created later must not lose its TTL).
+-- Windowed counters by event_time (every key gets a TTL). A key this call creates answers its first
+-- HINCRBY with exactly the increment, so EXPIRE follows only then (a field new to an existing key
+-- also matches: its TTL is refreshed, which is harmless). HyperLogLogs get EXPIRE on every write (an
+-- evicted HLL re-created later must not lose its TTL).
 local function WindowWriter()
   local counters, hlls = {}, {}
   local self = {}
   local function counter(key, ttl)
     local c = counters[key]
     if c == nil then
-      c = {fields = {}, events = 0, ttl = ttl}
+      c = {fields = {}, ttl = ttl}
       counters[key] = c
     end
-    c.events = c.events + 1
     return c.fields
   end
   local function hll(key, ttl, member)
@@ -143,10 +139,16 @@ local function WindowWriter()
   end
   function self.flush()
     for key, c in pairs(counters) do
-      if redis.call('HINCRBY', key, 'events', c.events) == c.events then
+      local created = false
+      for field, n in pairs(c.fields) do
+        local total = redis.call('HINCRBY', key, field, n)
+        if not created and total == n then
+          created = true
+        end
+      end
+      if created then
         redis.call('EXPIRE', key, c.ttl)
       end
-      hincr_all(key, c.fields)
     end
     for key, h in pairs(hlls) do
       pfadd_all(key, keys_of(h.members))

@@ -1,5 +1,6 @@
 -- Live counters (no TTL, never evicted under volatile-lru), and the windows when req.win is set
--- (windows family on the same Redis: same call, same watermark).
+-- (windows family on the same Redis: same call, same watermark). KEYS: group base keys, then the
+-- call's watermark key.
 -- Group kind 'v' (phase 1, per video): event_id dedupe, totals, clicks per button, late count,
 --   all-time uniques. Event: {partition, offset, kind, button, event_id, event_hour, late, user_id
 --   [, minute, hour, day]} (event_hour = hours since the epoch of event_time: a re-sent event has the
@@ -13,7 +14,6 @@
 local windows = WindowWriter()
 
 local function video(base, events)
-  local wm = Watermark(base .. '${wm}', 'live:' .. topic .. ':')
   local seen_prefix = base .. '${seen}'
   local counts, users, touched, flags = {}, {}, {}, {}
   for i, e in ipairs(events) do
@@ -49,7 +49,6 @@ local function video(base, events)
   end
   hincr_all(base .. '${totals}', counts)
   pfadd_all(base .. '${uniq}', keys_of(users))
-  wm.save()
   return table.concat(flags)
 end
 
@@ -61,7 +60,6 @@ local function rescale_trending(zkey, factor)
 end
 
 local function global(base, events)
-  local wm = Watermark(base .. '${wm}', 'live:' .. topic .. ':')
   local totals = {}
   local ctr = {button = {}, surface = {}, slot = {}}
   local scores = {}
@@ -130,7 +128,6 @@ local function global(base, events)
   local eps_key = base .. '${eps}' .. req.now_s
   redis.call('INCRBY', eps_key, applied)
   redis.call('EXPIRE', eps_key, req.eps_ttl)
-  wm.save()
   return applied
 end
 
@@ -143,4 +140,5 @@ for gi, events in ipairs(req.g) do
   end
 end
 windows.flush()
+wm.save()
 return out

@@ -2,17 +2,12 @@
 -- Group kind 'u' (per user): counts, last seen, button affinities (fields button:<id>), recent videos
 --   (distinct, clicked or converted, newest first, capped). Event: {partition, offset, kind, button,
 --   video_id, event_time_ms}.
--- The offset watermark lives in the profile hash itself, so it is evicted or expires together with
--- the counts it guards. Returns one character per event: '1' applied now, '0' not (a replay).
+-- Returns one character per event: '1' applied now, '0' not (a replay).
 
 local function user(base, events)
   local profile_key = base .. '${profile}'
   local recent_key = base .. '${recent}'
-  local wm = Watermark(profile_key, 'wm:' .. topic .. ':')
-  local first_partition = events[1][1]
-  local head = redis.call('HMGET', profile_key, 'last_seen_ms', 'wm:' .. topic .. ':' .. first_partition)
-  wm.seed(first_partition, head[2])
-  local last_seen = tonumber(head[1] or '') or -1
+  local last_seen = nil
   local counts, last_index, flags = {}, {}, {}
   local last_video = nil
   local applied = 0
@@ -21,13 +16,15 @@ local function user(base, events)
     if wm.fresh(p, o) then
       applied = applied + 1
       flags[i] = '1'
-      add(counts, 'events', 1)
       add(counts, METRIC[kind], 1)
       if kind == 'c' and button ~= '' then
         add(counts, 'button:' .. button, 1)
       end
       if kind ~= 'i' then
         last_index[video_id] = i
+      end
+      if last_seen == nil then
+        last_seen = tonumber(redis.call('HGET', profile_key, 'last_seen_ms') or '') or -1
       end
       if t_ms > last_seen then
         last_seen = t_ms
@@ -41,14 +38,9 @@ local function user(base, events)
     return table.concat(flags)
   end
   hincr_all(profile_key, counts)
-  local fields = wm.fields({})
   if last_video ~= nil then
-    fields[#fields + 1] = 'last_seen_ms'
-    fields[#fields + 1] = string.format('%d', last_seen)
-    fields[#fields + 1] = 'last_video'
-    fields[#fields + 1] = last_video
+    redis.call('HSET', profile_key, 'last_seen_ms', string.format('%d', last_seen), 'last_video', last_video)
   end
-  redis.call('HSET', profile_key, unpack(fields))
   redis.call('EXPIRE', profile_key, req.profile_ttl)
   local recent = keys_of(last_index)
   if #recent > 0 then
@@ -75,4 +67,5 @@ local out = {}
 for gi, events in ipairs(req.g) do
   out[gi] = user(KEYS[gi], events)
 end
+wm.save()
 return out

@@ -7,7 +7,6 @@
 local windows = WindowWriter()
 
 local function video(base, events)
-  local wm = Watermark(base .. '${wm}', 'win:' .. topic .. ':')
   local applied = 0
   for _, e in ipairs(events) do
     if wm.fresh(e[1], e[2]) then
@@ -15,12 +14,10 @@ local function video(base, events)
       windows.video(base, e[3], e[4], e[5], e[6], e[7], e[8])
     end
   end
-  wm.save()
   return applied
 end
 
 local function global(base, events)
-  local wm = Watermark(base .. '${wm}', 'win:' .. topic .. ':')
   local applied = 0
   for _, e in ipairs(events) do
     if wm.fresh(e[1], e[2]) then
@@ -28,7 +25,6 @@ local function global(base, events)
       windows.global(base, e[3], e[4], e[5], e[6], e[7])
     end
   end
-  wm.save()
   return applied
 end
 
@@ -41,4 +37,5 @@ for gi, events in ipairs(req.g) do
   end
 end
 windows.flush()
+wm.save()
 return out

@@ -217,18 +217,15 @@ class Expected:
             m = self.minutes[(event.video_id, minute)]
             h = self.hours[(event.video_id, hour)]
             for c in (m, h.counts):
-                c["events"] += 1
                 c[metric] += 1
                 if event.event_type == "click" and event.button_id:
                     c[f"clicks:{event.button_id}"] += 1
             h.users.add(event.user_id)
             self.days[(event.video_id, day)].add(event.user_id)
             self.ctr_hours[("all", hour)][metric] += 1
-            self.ctr_hours[("all", hour)]["events"] += 1
             for dim, value in dims.items():
                 if value:
                     self.ctr_hours[(dim, hour)][f"{value}|{metric}"] += 1
-                    self.ctr_hours[(dim, hour)]["events"] += 1
         u = self.users.setdefault(
             event.user_id,
             {"counts": Counter(), "buttons": Counter(), "recent": [], "last_seen_ms": -1, "last_video": None},

@@ -19,6 +19,7 @@ from streaming.keyspace import (
     bucket_names,
     key_families,
     lua_source,
+    slot_tag,
     slot_value,
     window_buckets,
 )
@@ -38,7 +39,6 @@ def test_every_key_of_a_video_shares_one_cluster_slot(video_id: str) -> None:
         ks.video(video_id),
         ks.video_totals(video_id),
         ks.video_uniques(video_id),
-        ks.video_watermarks(video_id),
         ks.video_seen(video_id, 490_000),
         ks.video_minute(video_id, "202501011230"),
         ks.video_hour(video_id, "2025010112"),
@@ -67,7 +67,6 @@ def test_user_and_global_keys_share_their_slots() -> None:
         ks.trending(),
         ks.trending_meta(),
         ks.events_per_second(1),
-        ks.global_watermarks(),
         ks.consumer_lag(),
         ks.live_lock(),
     ]
@@ -150,3 +149,8 @@ def test_consumer_command_is_registered() -> None:
     assert result.exit_code == 0
     for option in ("--group", "--batch-size", "--metrics-port", "--from-beginning"):
         assert option in result.output
+
+
+@pytest.mark.parametrize("slot", [0, 1, 5000, 16383])
+def test_watermark_key_lands_in_the_slot_it_guards(slot: int) -> None:
+    assert _slot(Keyspace(prefix="t.x").watermarks(slot_tag(slot))) == slot

@@ -1,0 +1,460 @@
+"""Consumer benchmarks: throughput and latency against baselines measured in the same run.
+
+``run()`` returns rows ``{name, value, baseline, ratio, unit, note}``:
+
+- consumer events/s against a bare ``consume(num_messages=N)`` + contract decode loop on the same topic;
+- consumer events/s against ``redis-benchmark`` running the command mix the consumer's Lua scripts
+  executed (counted with ``INFO commandstats`` on a private redis-server during the consumer run; each
+  command is benchmarked on its own, pipelined, and the times are added up, since redis-benchmark runs
+  one command per invocation and cannot run a Lua batch);
+- event → Redis latency p50/p99 while a separate process produces 5,000 events/s (target p99 ≤ 250 ms);
+- Redis memory per million events (``INFO memory`` of a private redis-server at 100K and 200K events).
+
+Every run uses its own topics, consumer groups and a private redis-server on a spare loopback port, so
+it disturbs no one and ``INFO`` sees only this run. ``python -m bench.consumer_bench [memory]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from clickpulse.settings import Settings, get_settings
+from clickpulse.stack import redis_server
+from clickpulse.stack.processes import stop
+from clickpulse.stack.topics import ensure_topics
+from streaming.consumer import RealtimeConsumer
+from streaming.contract import decode_and_validate
+from streaming.simulator import SimulationConfig, Simulator, backfill_window
+
+logger = logging.getLogger(__name__)
+
+THROUGHPUT_EVENTS = 100_000
+LATENCY_RATE = 5_000
+LATENCY_SECONDS = 15
+LATENCY_WARMUP_S = 3.0
+MEMORY_EVENTS = 200_000
+LATENCY_TARGET_MS = 250.0
+
+# What redis-benchmark runs for each command the scripts call (keys spread with __rand_int__).
+BENCH_COMMANDS = {
+    "hincrby": "HINCRBY cpb:{h}:__rand_int__ clicks 1",
+    "hsetnx": "HSETNX cpb:{s}:__rand_int__ e__rand_int__ 3:123456",
+    "expire": "EXPIRE cpb:{h}:__rand_int__ 3600",
+    "pfadd": "PFADD cpb:{u}:__rand_int__ u__rand_int__",
+    "hset": "HSET cpb:{h}:__rand_int__ wm 123456",
+    "hget": "HGET cpb:{h}:__rand_int__ clicks",
+    "hmget": "HMGET cpb:{h}:__rand_int__ country subscription_tier language",
+    "zincrby": "ZINCRBY cpb:{z} 1.5 v__rand_int__",
+    "lrem": "LREM cpb:{l}:__rand_int__ 0 v1",
+    "lpush": "LPUSH cpb:{l}:__rand_int__ v1",
+    "ltrim": "LTRIM cpb:{l}:__rand_int__ 0 49",
+    "publish": "PUBLISH cpb:c message",
+    "incrby": "INCRBY cpb:{e}:__rand_int__ 100",
+    "hgetall": "HGETALL cpb:{h}:__rand_int__",
+    "get": "GET cpb:{e}:__rand_int__",
+    "set": "SET cpb:{e}:__rand_int__ x",
+    "zcard": "ZCARD cpb:{z}",
+    "zrevrange": "ZREVRANGE cpb:{z} 0 9 WITHSCORES",
+}
+NOT_DATA = {
+    "evalsha",
+    "script|load",
+    "info",
+    "config|get",
+    "config|set",
+    "ping",
+    "hello",
+    "client|setinfo",
+    "select",
+}
+
+
+def _spare_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_redis(maxmemory: str = "4gb") -> Iterator[str]:
+    """A redis-server of our own (same config template as the stack) on a spare loopback port."""
+    data_dir = Path(tempfile.mkdtemp(prefix="cp-bench-"))
+    port = _spare_port()
+    name = "redis-bench"
+    proc = redis_server.start_instance(data_dir, name, "127.0.0.1", port, maxmemory)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        redis_server.wait_ready(url, 20, proc.log_file if proc else None)
+        yield url
+    finally:
+        stop(data_dir, name, timeout_s=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def private_topics(settings: Settings, partitions: int = 6) -> Iterator[Settings]:
+    tag = uuid.uuid4().hex[:8]
+    names = {f"bench.raw.{tag}": partitions, f"bench.enriched.{tag}": partitions, f"bench.dlq.{tag}": 1}
+    ensure_topics(settings.kafka_bootstrap_servers, names)
+    raw, enriched, dlq = names
+    try:
+        yield settings.model_copy(
+            update={
+                "topic_raw": raw,
+                "topic_enriched": enriched,
+                "topic_dlq": dlq,
+                "redis_prefix": f"bench{tag}",
+            }
+        )
+    finally:
+        AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).delete_topics(
+            list(names), operation_timeout=10
+        )
+
+
+def _simulated(events: int, seed: int, hours: int = 2, users: int = 20_000, videos: int = 2_000) -> Simulator:
+    start, end = backfill_window(hours)
+    return Simulator(
+        SimulationConfig(
+            events=events, seed=seed, start=start, end=end, users=users, videos=videos, malformed_share=0.001
+        )
+    )
+
+
+def _fill(settings: Settings, sim: Simulator) -> int:
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "linger.ms": 20,
+            "queue.buffering.max.messages": 500_000,
+        }
+    )
+    n = 0
+    for record in sim:
+        while True:
+            try:
+                producer.produce(
+                    settings.topic_raw,
+                    record.payload,
+                    key=record.key,
+                    timestamp=record.kafka_timestamp_ms or 0,
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        n += 1
+    producer.flush(60)
+    return n
+
+
+def bare_loop_rate(settings: Settings, total: int) -> float:
+    """consume(num_messages=1000) + the contract's decode_and_validate: the floor of any consumer."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        }
+    )
+    consumer.subscribe([settings.topic_raw])
+    seen, started, first = 0, 0.0, 0
+    while seen < total:
+        messages = consumer.consume(num_messages=1000, timeout=1.0)
+        if not messages:
+            continue
+        if not started:
+            started, first = time.perf_counter(), len(messages)
+            seen += len(messages)
+            continue
+        for message in messages:
+            decode_and_validate(message.value())
+        seen += len(messages)
+    rate = (seen - first) / (time.perf_counter() - started)
+    consumer.close()
+    return rate
+
+
+def consumer_rate(settings: Settings, total: int, batch_size: int) -> tuple[float, RealtimeConsumer]:
+    consumer = RealtimeConsumer(settings, group=f"bench-{uuid.uuid4().hex[:8]}", batch_size=batch_size)
+    consumer.run(max_batches=1)
+    first = consumer.stats.records
+    began = time.perf_counter()
+    consumer.run(stop_when=lambda s: s.records >= total)
+    rate = (consumer.stats.records - first) / (time.perf_counter() - began)
+    return rate, consumer
+
+
+def _commandstats(client: Any) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def redis_benchmark_rate(url: str, calls: dict[str, int], events: int) -> tuple[float, str]:
+    """Events/s if Redis ran only the raw commands of the consumer's mix, each at redis-benchmark speed."""
+    binary = shutil.which("redis-benchmark")
+    if binary is None:
+        return float("nan"), "redis-benchmark not installed"
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    seconds = 0.0
+    skipped = []
+    for command, count in sorted(calls.items(), key=lambda kv: -kv[1]):
+        if command in NOT_DATA or count == 0:
+            continue
+        template = BENCH_COMMANDS.get(command)
+        if template is None:
+            skipped.append(command)
+            continue
+        requests = max(20_000, min(count, 300_000))
+        out = subprocess.run(
+            [
+                binary,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "-q",
+                "-n",
+                str(requests),
+                "-r",
+                "100000",
+                "-c",
+                "8",
+                "-P",
+                "64",
+                *template.split(),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        match = re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))
+        if not match:
+            skipped.append(command)
+            continue
+        seconds += count / float(match[-1])
+    per_event = sum(c for k, c in calls.items() if k not in NOT_DATA) / events
+    note = f"{per_event:.1f} Redis commands per event inside the scripts; -c 8 -P 64"
+    if skipped:
+        note += f"; not benchmarked: {', '.join(skipped)}"
+    return events / seconds, note
+
+
+def throughput_rows(
+    settings: Settings, events: int = THROUGHPUT_EVENTS, batch_size: int = 1000
+) -> list[dict[str, Any]]:
+    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+        total = _fill(own, _simulated(events, seed=101))
+        bare = bare_loop_rate(own, total)
+        from streaming.redis_conn import connect
+
+        probe = connect(url)
+        before = _commandstats(probe)
+        rate, consumer = consumer_rate(own, total, batch_size)
+        consumer.close()
+        after = _commandstats(probe)
+        calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        mix_rate, note = redis_benchmark_rate(url, calls, consumer.stats.records)
+        probe.close()
+    return [
+        {
+            "name": "consumer events/s vs bare consume+decode loop",
+            "value": round(rate),
+            "baseline": round(bare),
+            "ratio": round(rate / bare, 3),
+            "unit": "events/s",
+            "note": f"{total} simulated events, batch {batch_size}, 6 partitions; target >= 0.5",
+        },
+        {
+            "name": "consumer events/s vs redis-benchmark (same command mix)",
+            "value": round(rate),
+            "baseline": round(mix_rate),
+            "ratio": round(rate / mix_rate, 3),
+            "unit": "events/s",
+            "note": note,
+        },
+    ]
+
+
+def _paced_producer(bootstrap: str, topic: str, rate: int, seconds: float, ready: Any) -> None:
+    """Runs in its own process: produces ``rate`` events/s; Kafka timestamps are the produce times."""
+    sim = Simulator(
+        SimulationConfig(events=int(rate * seconds), seed=202, users=20_000, videos=2_000, malformed_share=0),
+        wall_clock=time.time,
+    )
+    payloads = [(r.payload, r.key) for r in sim]
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, "enable.idempotence": True})
+    ready.set()
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    began = time.perf_counter()
+    for i in range(0, len(payloads), per_tick):
+        for payload, key in payloads[i : i + per_tick]:
+            producer.produce(topic, payload, key=key)
+        producer.poll(0)
+        due = began + (i // per_tick + 1) * tick
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush(30)
+
+
+def latency_rows(
+    settings: Settings, rate: int = LATENCY_RATE, seconds: float = LATENCY_SECONDS
+) -> list[dict[str, Any]]:
+    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+        consumer = RealtimeConsumer(own, group=f"bench-lat-{uuid.uuid4().hex[:8]}", record_latencies=True)
+        while not consumer._assigned:
+            consumer.run(max_batches=1, idle_timeout_s=0.5)
+        ctx = multiprocessing.get_context("spawn")
+        ready = ctx.Event()
+        proc = ctx.Process(
+            target=_paced_producer, args=(own.kafka_bootstrap_servers, own.topic_raw, rate, seconds, ready)
+        )
+        proc.start()
+        ready.wait(60)
+        began = time.perf_counter()
+        total = int(rate * seconds)
+        consumer.run(stop_when=lambda s: s.records >= total or time.perf_counter() - began > seconds + 30)
+        elapsed = time.perf_counter() - began
+        proc.join(30)
+        samples = consumer.latencies or []
+        consumer.close()
+    warm = samples[int(len(samples) * LATENCY_WARMUP_S / seconds) :] or samples
+    warm.sort()
+    p50 = warm[len(warm) // 2] * 1000
+    p99 = warm[min(len(warm) - 1, int(len(warm) * 0.99))] * 1000
+    achieved = len(samples) / elapsed
+    note = (
+        f"{len(samples)} events at ~{achieved:.0f}/s; first {LATENCY_WARMUP_S:.0f}s dropped; "
+        "Kafka create time to Redis ack"
+    )
+    return [
+        {
+            "name": f"event->Redis latency p50 @{rate}/s",
+            "value": round(p50, 1),
+            "baseline": LATENCY_TARGET_MS,
+            "ratio": round(p50 / LATENCY_TARGET_MS, 3),
+            "unit": "ms",
+            "note": note,
+        },
+        {
+            "name": f"event->Redis latency p99 @{rate}/s",
+            "value": round(p99, 1),
+            "baseline": LATENCY_TARGET_MS,
+            "ratio": round(p99 / LATENCY_TARGET_MS, 3),
+            "unit": "ms",
+            "note": "baseline = target p99; ratio <= 1 meets it",
+        },
+    ]
+
+
+def _family(key: str, prefix: str) -> str:
+    rest = key[len(prefix) + 1 :]
+    tag_end = rest.find("}")
+    tag, suffix = rest[1:tag_end], rest[tag_end + 1 :]
+    kind = tag.split(":", 1)[0]
+    suffix = re.sub(r":\d{8,}$", ":<bucket>", suffix)
+    suffix = re.sub(r"^:seen:\d+$", ":seen:<hour>", suffix)
+    return f"{{{kind}}}{suffix}"
+
+
+def memory_rows(settings: Settings, events: int = MEMORY_EVENTS) -> list[dict[str, Any]]:
+    """INFO memory of a private Redis before, at half and at the end of ``events`` simulated events."""
+    from streaming.redis_conn import connect
+
+    half = events // 2
+    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+        client = connect(url)
+        base = int(client.info("memory")["used_memory"])
+        total = _fill(own, _simulated(events, seed=303, hours=4, users=50_000, videos=5_000))
+        consumer = RealtimeConsumer(own, group=f"bench-mem-{uuid.uuid4().hex[:8]}", batch_size=2000)
+        consumer.run(stop_when=lambda s: s.records >= half)
+        at_half = int(client.info("memory")["used_memory"])
+        consumer.run(stop_when=lambda s: s.records >= total)
+        consumer.close()
+        info = client.info("memory")
+        at_end = int(info["used_memory"])
+        by_family: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        keys = list(client.scan_iter(match=f"{own.redis_prefix}:*", count=5000))
+        for i in range(0, len(keys), 1000):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[i : i + 1000]:
+                pipe.memory_usage(key, samples=0)
+            for key, size in zip(keys[i : i + 1000], pipe.execute(), strict=True):
+                family = by_family[_family(key, own.redis_prefix)]
+                family[0] += 1
+                family[1] += int(size or 0)
+        client.close()
+    mb = 1024 * 1024
+    per_million_marginal = (at_end - at_half) / (total - half) * 1_000_000 / mb
+    per_million_average = (at_end - base) / total * 1_000_000 / mb
+    top = sorted(by_family.items(), key=lambda kv: -kv[1][1])
+    breakdown = "; ".join(f"{name} {count} keys {size / mb:.1f} MB" for name, (count, size) in top[:10])
+    note = (
+        f"{total} simulated events over 4 h, 50K users, 5K videos; used_memory {base / mb:.1f} -> "
+        f"{at_half / mb:.1f} (half) -> {at_end / mb:.1f} MB; MEMORY USAGE by family: {breakdown}"
+    )
+    return [
+        {
+            "name": "Redis memory per 1M events (marginal, 2nd half)",
+            "value": round(per_million_marginal, 1),
+            "baseline": None,
+            "ratio": None,
+            "unit": "MB",
+            "note": note,
+        },
+        {
+            "name": "Redis memory per 1M events (average incl. first touch)",
+            "value": round(per_million_average, 1),
+            "baseline": None,
+            "ratio": None,
+            "unit": "MB",
+            "note": "(used_memory at end - empty server) / events x 1M",
+        },
+    ]
+
+
+def run(include_memory: bool = True) -> list[dict[str, Any]]:
+    settings = get_settings()
+    rows = throughput_rows(settings) + latency_rows(settings)
+    if include_memory:
+        rows += memory_rows(settings)
+    return rows
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        ratio = "" if row["ratio"] is None else f"  ratio {row['ratio']}"
+        baseline = "" if row["baseline"] is None else f" (baseline {row['baseline']})"
+        print(f"{row['name']}: {row['value']} {row['unit']}{baseline}{ratio}\n    {row['note']}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    chosen = {
+        "memory": lambda: memory_rows(get_settings()),
+        "throughput": lambda: throughput_rows(get_settings()),
+        "latency": lambda: latency_rows(get_settings()),
+        "all": run,
+    }[which]
+    _print(chosen())
