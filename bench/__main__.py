@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 MODULES = ("consumer_bench", "peer_bench", "collector_bench", "api_bench", "export_bench", "recs_bench")
 RESULTS = Path(__file__).with_name("results.md")
+KNOB_PREFIX = "CLICKPULSE_BENCH_"  # environment knobs of the modules, recorded in results.md
 
 
 def machine_details() -> str:
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n(a subset of the modules: bench/results.md left as it was; --output FILE writes one)")
         return 1 if failures else 0
     total_s = time.monotonic() - began_all
+    knobs = ", ".join(f"`{k}={v}`" for k, v in sorted(os.environ.items()) if k.startswith(KNOB_PREFIX))
     cores = os.cpu_count() or 1
     runs_table = "\n".join(
         ["| module | seconds | load average before (1/5/15 min) | after |", "|---|---:|---|---|", *runs]
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(
         f"# ClickPulse benchmarks\n\nRun {started_at:%Y-%m-%d %H:%M} UTC, {total_s / 60:.0f} min, commit "
         f"{git_revision()}, on: {machine_details()}\n\n"
+        f"Knobs: {knobs or 'none (full sizes)'}.\n\n"
         f"Load average (1/5/15 min) at the start: {load_at_start}; at the end: {load_average()} "
         f"({cores} cores; a load above {cores} means other work shared the machine and every number below, "
         "baselines included, was measured under it).\n\n"
