@@ -39,7 +39,7 @@ from confluent_kafka.admin import AdminClient
 from bench.consumer_bench import _fill, _simulated, consumer_rate, private_redis, private_topics
 from bench.peer_env import PEER_SCRIPT, peer_python, peer_versions
 from clickpulse.settings import Settings, get_settings
-from clickpulse.stack.topics import ensure_topics
+from clickpulse.stack.topics import delete_topics, ensure_topics
 from streaming.keyspace import Keyspace, Retention
 from streaming.redis_conn import connect
 
@@ -119,10 +119,8 @@ def run_peer(
         try:
             out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
         finally:
-            admin = AdminClient({"bootstrap.servers": own.kafka_bootstrap_servers})
-            created = [name for name in admin.list_topics(timeout=10).topics if group in name]
-            if created:
-                admin.delete_topics(created, operation_timeout=10)
+            listed = AdminClient({"bootstrap.servers": own.kafka_bootstrap_servers}).list_topics(timeout=10)
+            delete_topics(own.kafka_bootstrap_servers, [name for name in listed.topics if group in name])
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"the Quix peer failed ({out.returncode}): {out.stderr[-2000:]}")
@@ -159,7 +157,7 @@ def run(events: int | None = None, runs: list[str] | None = None) -> list[dict[s
                 peers.append((spec, peer, _video_totals(url, peer_prefix, videos)))
                 logger.info("clickpulse %s; quix peer %s: %s", stats, spec, peer)
         finally:
-            AdminClient({"bootstrap.servers": own.kafka_bootstrap_servers}).delete_topics([output_topic])
+            delete_topics(own.kafka_bootstrap_servers, [output_topic])
 
     exact = "equal" if clickpulse_totals == expected else f"DIFFER ({clickpulse_totals} vs {expected})"
     rows = []
