@@ -42,7 +42,7 @@ from quixstreams import Application, State
 from quixstreams.sinks import BatchingSink
 
 KINDS = {"click": "clicks", "impression": "impressions", "conversion": "conversions"}
-PIPELINE_CHUNK = 5000
+PIPELINE_KEYS = 2000
 ATTRIBUTES = ("country", "subscription_tier", "language")
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -246,26 +246,16 @@ class CountersSink(BatchingSink):
     ) -> None:
         assert self.client is not None
         pipe = self.client.pipeline(transaction=False)
-        queued = 0
-        for key, fields in counters.items():
-            for name, n in fields.items():
-                pipe.hincrby(key, name, n)
-            queued += len(fields)
+        for count, key in enumerate([*counters, *hlls], 1):  # counter and HLL keys never coincide
+            if key in counters:
+                for name, n in counters[key].items():
+                    pipe.hincrby(key, name, n)
+            else:
+                pipe.pfadd(key, *hlls[key])
             if key in ttls:
                 pipe.expire(key, ttls[key])
-                queued += 1
-            if queued >= PIPELINE_CHUNK:
+            if count % PIPELINE_KEYS == 0:
                 pipe.execute()
-                queued = 0
-        for key, users in hlls.items():
-            pipe.pfadd(key, *users)
-            queued += 1
-            if key in ttls:
-                pipe.expire(key, ttls[key])
-                queued += 1
-            if queued >= PIPELINE_CHUNK:
-                pipe.execute()
-                queued = 0
         pipe.execute()
 
 
