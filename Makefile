@@ -49,10 +49,10 @@ test: up lint test-js ## Install, start the stack, lint, run the whole suite
 demo: up ## Start everything, run the main job end to end, print a summary
 	$(UV) run clickpulse demo
 
-bench: up ## Benchmarks (~25 min): ratios against baselines measured in the same run -> bench/results.md
+bench: up ## Benchmarks (7-20 min): ratios against baselines measured in the same run -> bench/results.md
 	CLICKPULSE_BENCH_RECS_SIZES=$${CLICKPULSE_BENCH_RECS_SIZES:-1M} $(UV) run python -m bench
 
-bench-full: up ## Every benchmark at full size (adds the 10M-interaction recs training, ~45 min)
+bench-full: up ## Every benchmark at full size (adds the 10M-interaction recs training, 15-40 min)
 	$(UV) run python -m bench
 
 soak: up ## Long soak: flat lag and memory at half the sustainable rate
