@@ -218,7 +218,9 @@ def run() -> list[dict[str, Any]]:
         producer_eps = _producer_alone(settings, raw, events)
         perf_eps = _perf_test(settings, raw, count, mean_size)
     finally:
-        AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).delete_topics([raw, dlq])
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+        for future in admin.delete_topics([raw, dlq], operation_timeout=10).values():
+            future.result(timeout=15)
 
     latencies.sort()
     p50 = statistics.median(latencies) * 1000

@@ -60,4 +60,7 @@ def new_topic(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Iterat
 
     yield make
     if created:
-        AdminClient({"bootstrap.servers": kafka_bootstrap}).delete_topics(created, operation_timeout=10)
+        # keep the client until the futures resolve: a dropped AdminClient cancels the deletion (_DESTROY)
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        for future in admin.delete_topics(created, operation_timeout=10).values():
+            future.result(timeout=30)
