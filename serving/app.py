@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from starlette.responses import JSONResponse
 
 from clickpulse.settings import Settings, get_settings
-from serving import models
+from serving import models, recommendations
 from serving.auth import ReadKeyAuth, redact_access_log
 from serving.catalog import TitleCache
 from serving.live import LiveHub
@@ -123,6 +123,7 @@ def create_app(
     protected = [Depends(auth)]
     app.include_router(build_router(), dependencies=protected)
     app.include_router(config_router(), dependencies=protected)
+    app.include_router(recommendations.router, dependencies=protected)
     app.include_router(page_router())
     app.mount("/static", static_files(), name="static")
 

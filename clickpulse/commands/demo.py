@@ -79,14 +79,25 @@ def _materialize(start: datetime, end: datetime, log_dir: Path) -> bool:
     typer.echo(f"  (run output in {log_file})")
     with open(log_file, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         runs = materialize_history(start, end)
-    for name, result in (
-        ("refresh_dimensions", runs.dimensions),
-        ("hourly_export", runs.export),
-        ("marts", runs.marts),
-    ):
-        typer.echo(f"  {name:<20} {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
+        retrain = _retrain() if runs.success else None
+    results = [("refresh_dimensions", runs.dimensions), ("hourly_export", runs.export), ("marts", runs.marts)]
+    if retrain is not None:
+        results.append(("retrain_recommendations", retrain))
+    for name, result in results:
+        typer.echo(f"  {name:<24} {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
     typer.echo(f"  took {time.monotonic() - began:.0f}s")
-    return runs.success
+    return all(result.success for _, result in results)
+
+
+def _retrain() -> Any:
+    """Train, evaluate and publish recommendations (the job the daily schedule runs after the marts)."""
+    import dagster as dg
+
+    from orchestration.definitions import build_defs
+
+    with dg.DagsterInstance.get() as instance:
+        job = build_defs().resolve_job_def("retrain_recommendations")
+        return job.execute_in_process(instance=instance, raise_on_error=False)
 
 
 def _get(client: httpx.Client, path: str) -> Any:
@@ -121,11 +132,12 @@ def _summary(settings: Settings) -> None:
 
 
 def _print_recommendations(client: httpx.Client, settings: Settings) -> None:
-    users_csv = settings.dimensions_dir / "user_profiles.csv"
-    if not users_csv.exists():
+    truth = _history_state(settings).with_name("truth.json")
+    if not truth.exists():
         return
-    user_ids = [line.split(",", 1)[0] for line in users_csv.read_text().splitlines()[1:4]]
-    for user_id in user_ids:
+    users = json.loads(truth.read_text()).get("users", {})
+    busiest = sorted(users, key=lambda user: -int(users[user]))
+    for user_id in busiest[:3]:
         response = client.get(f"/v1/recommendations/{user_id}?k=3")
         if response.status_code == 404:
             return
