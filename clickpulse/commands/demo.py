@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,7 +78,12 @@ def _materialize(start: datetime, end: datetime, log_dir: Path) -> bool:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / "dagster-runs.log"
     typer.echo(f"  (run output in {log_file})")
-    with open(log_file, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with (
+        open(log_file, "a") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+        _terminal_warnings_only(),
+    ):
         runs = materialize_history(start, end)
         retrain = _retrain() if runs.success else None
     results = [("refresh_dimensions", runs.dimensions), ("hourly_export", runs.export), ("marts", runs.marts)]
@@ -87,6 +93,20 @@ def _materialize(start: datetime, end: datetime, log_dir: Path) -> bool:
         typer.echo(f"  {name:<24} {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
     typer.echo(f"  took {time.monotonic() - began:.0f}s")
     return all(result.success for _, result in results)
+
+
+@contextlib.contextmanager
+def _terminal_warnings_only() -> Iterator[None]:
+    """Dagster, dbt and Great Expectations log a lot at INFO; the terminal keeps only warnings."""
+    handlers = logging.getLogger().handlers
+    levels = [handler.level for handler in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
 
 
 def _retrain() -> Any:
