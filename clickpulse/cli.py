@@ -31,6 +31,11 @@ class ClickPulseGroup(LazyGroup):
             "demo",
             "Start the stack, run the main job end to end, print a summary.",
         ),
+        "recs": LazySpec(
+            "clickpulse.commands.recs",
+            "app",
+            "Recommendation versions: status, rollback to the previous version.",
+        ),
     }
 
 

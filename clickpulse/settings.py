@@ -162,6 +162,52 @@ class Settings(BaseSettings):
     profile_ttl_days: int = Field(30, alias="CLICKPULSE_PROFILE_TTL_DAYS", ge=1)
     profile_recent_videos: int = Field(50, alias="CLICKPULSE_PROFILE_RECENT_VIDEOS", ge=1)
 
+    # Recommendations: training weights and decay, evaluation gate, publishing, serving blend.
+    recs_weight_impression: float = Field(
+        0.1, alias="CLICKPULSE_RECS_WEIGHT_IMPRESSION", ge=0, description="Training weight of an impression."
+    )
+    recs_weight_click: float = Field(1.0, alias="CLICKPULSE_RECS_WEIGHT_CLICK", gt=0)
+    recs_weight_conversion: float = Field(3.0, alias="CLICKPULSE_RECS_WEIGHT_CONVERSION", gt=0)
+    recs_half_life_days: float = Field(
+        14.0, alias="CLICKPULSE_RECS_HALF_LIFE_DAYS", gt=0, description="Time decay of training weights."
+    )
+    recs_training_days: int = Field(
+        90, alias="CLICKPULSE_RECS_TRAINING_DAYS", ge=1, description="Interactions read from the mart."
+    )
+    recs_holdout_share: float = Field(
+        0.2, alias="CLICKPULSE_RECS_HOLDOUT_SHARE", gt=0, lt=1, description="Latest share held out."
+    )
+    recs_top_n: int = Field(40, alias="CLICKPULSE_RECS_TOP_N", ge=1, le=500)
+    recs_similar_k: int = Field(20, alias="CLICKPULSE_RECS_SIMILAR_K", ge=1, le=500)
+    recs_ndcg_gate_factor: float = Field(
+        1.1,
+        alias="CLICKPULSE_RECS_NDCG_GATE_FACTOR",
+        gt=0,
+        description="Publish only when the chosen model's NDCG@10 >= this factor x popularity's.",
+    )
+    recs_als_factors: int = Field(64, alias="CLICKPULSE_RECS_ALS_FACTORS", ge=2)
+    recs_als_iterations: int = Field(15, alias="CLICKPULSE_RECS_ALS_ITERATIONS", ge=1)
+    recs_als_regularization: float = Field(0.05, alias="CLICKPULSE_RECS_ALS_REGULARIZATION", ge=0)
+    recs_als_alpha: float = Field(10.0, alias="CLICKPULSE_RECS_ALS_ALPHA", gt=0)
+    recs_num_threads: int = Field(2, alias="CLICKPULSE_RECS_NUM_THREADS", ge=1)
+    recs_version_ttl_hours: int = Field(
+        72,
+        alias="CLICKPULSE_RECS_VERSION_TTL_HOURS",
+        ge=1,
+        description="Lists of a published version expire this long after publishing (retrain more often).",
+    )
+    recs_ab_share: float = Field(
+        0.0,
+        alias="CLICKPULSE_RECS_AB_SHARE",
+        ge=0,
+        le=1,
+        description="Share of users (by a stable hash) served the previous version instead of the current.",
+    )
+    recs_realtime_recent: int = Field(
+        5, alias="CLICKPULSE_RECS_REALTIME_RECENT", ge=0, description="Recent clicks blended at request time."
+    )
+    recs_realtime_weight: float = Field(1.0, alias="CLICKPULSE_RECS_REALTIME_WEIGHT", ge=0)
+
     redis_maxmemory: str = Field("2gb", alias="CLICKPULSE_REDIS_MAXMEMORY")
     stack_start_timeout_s: float = Field(120.0, alias="CLICKPULSE_STACK_START_TIMEOUT_S")
 
