@@ -270,6 +270,10 @@ class Keyspace:
     def _channel(self, name: str) -> str:
         return f"{self.channel_prefix}:{name}" if self.channel_prefix else name
 
+    def live_channel_start(self) -> str:
+        """What every live channel name starts with (``live:`` or ``<channel_prefix>:live:``)."""
+        return self._channel("live:")
+
     def channel_global(self) -> str:
         return self._channel("live:global")
 
