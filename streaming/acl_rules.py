@@ -98,14 +98,18 @@ def role_rules(keyspace: Keyspace, bridge_channel: str = "ingest:events") -> dic
             "+publish",
         ],
         Role.API: [
+            # Read-only by command: no write command is granted, and Redis checks the commands a
+            # script runs too. The key pattern is not %R~ only because EVALSHA declares its keys
+            # read-write (the stats script sums buckets inside Redis).
             "resetkeys",
-            f"%R~{p}:*",
+            f"~{p}:*",
             "resetchannels",
             live_channels,
             "-@all",
             "+@read",
             *_CLIENT,
             *_NO_KEY_LISTING,
+            *_SCRIPTS,
             *_SUBSCRIBE,
         ],
         Role.PUBLISHER: [
