@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from streaming.keyspace import SUFFIXES, Keyspace
+from streaming.keyspace import SUFFIXES, Keyspace, glob_escape
 from streaming.redis_roles import Role
 
 INGEST_CHANNELS: Final = "ingest:*"
 
 
 def _glob_escape(text: str) -> str:
-    """A literal for a Redis glob pattern (ACL key and channel patterns)."""
+    """A literal for an ACL pattern; the ACL file separates rules by spaces."""
     if any(c.isspace() for c in text):
         raise ValueError(f"a Redis ACL pattern cannot contain whitespace: {text!r}")
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+    return glob_escape(text)
 
 
 # Commands every role's client needs: connect, PING, INFO (``connect`` probes INFO cluster), and the

@@ -77,6 +77,12 @@ DEFAULT_METADATA_TTL_S: Final = 7 * 86400
 DEFAULT_RECS_TTL_S: Final = 3 * 86400
 
 
+def glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern (SCAN MATCH, ACL key and channel patterns):
+    ids are free text and may contain ``*``, ``?``, ``[`` or ``\\``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyFamily:
     """One documented key family: its pattern, Redis type, router group, TTL rule and purpose."""
