@@ -20,12 +20,13 @@ from fastapi.testclient import TestClient
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher, redis_server
 from clickpulse.stack.processes import stop
+from clickpulse.stack.redis_acl import stack_acl_text
 from streaming.bridge import RedisBridge
 from streaming.consumer import RealtimeConsumer
 from streaming.keyspace import Keyspace, read_video_stats, write_user_attributes, write_video_metadata
 from streaming.recommendations.keys import recs_previous
 from streaming.recommendations.store import RecsStore
-from streaming.redis_conn import RedisRouter, connect
+from streaming.redis_conn import RedisRouter, connect, is_cluster_client
 from streaming.redis_roles import Role, read_secrets, role_url, secrets_path
 from tests.integration.consumer_support import Expected, compare, handmade, now_ms, produce, simulated
 from tests.integration.recs_support import synthetic
@@ -273,3 +274,49 @@ def test_stack_up_switches_a_running_redis_in_and_out_of_acl_mode(acl: Settings)
         redis.Redis.from_url(acl.redis_url).ping()
     assert client(acl, Role.ADMIN).get("acl.t:open") == "1"
     assert json.loads(secrets_path(acl).read_text()).keys() == {r.value for r in Role}
+
+
+def test_roles_work_as_redis_cluster_clients(
+    tmp_path: Path, settings: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> None:
+    """A one-node Redis Cluster in ACL mode (the same file every node of the stack's cluster loads): the
+    consumer's per-slot scripts and watermarks, and the API's reads, pass through ``RedisCluster``."""
+    own = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0",
+        CLICKPULSE_DATA_DIR=tmp_path,
+        CLICKPULSE_REDIS_ACL=True,
+        CLICKPULSE_TOPIC_RAW=new_topic("raw", 2),
+        CLICKPULSE_TOPIC_ENRICHED=new_topic("enriched", 2),
+        CLICKPULSE_TOPIC_DLQ=new_topic("dlq", 1),
+        CLICKPULSE_CONSUMER_SESSION_TIMEOUT_MS=6000,
+    )
+    port = int(own.redis_url.rsplit(":", 1)[1].split("/")[0])
+    proc = redis_server.start_instance(
+        tmp_path, "acl-cluster", "127.0.0.1", port, "64mb", cluster=True, acl_text=stack_acl_text(own)
+    )
+    assert proc is not None
+    try:
+        redis_server.wait_ready(role_url(own, Role.ADMIN), 30, proc.log_file)
+        admin = client(own, Role.ADMIN)
+        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        deadline = time.monotonic() + 20
+        while admin.cluster("info")["cluster_state"] != "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        records = handmade(200, 8, now_ms(), own.allowed_lateness_minutes * 60)
+        produce(own.kafka_bootstrap_servers, own.topic_raw, records)
+        expected = Expected.of(records, own.allowed_lateness_minutes * 60, time.time())
+        consumer = RealtimeConsumer(own, group=unique_name("acl-cluster"))
+        assert all(is_cluster_client(c) for c in consumer.router.clients())
+        stop_at = time.monotonic() + 60
+        try:
+            consumer.run(stop_when=lambda s: s.records >= len(records) or time.monotonic() > stop_at)
+        finally:
+            consumer.close()
+        api = RedisRouter.from_settings(own, Role.API)
+        assert compare(api, Keyspace.from_settings(own), expected) == []
+        assert admin.execute_command("ACL", "LOG") == []
+        api.close()
+    finally:
+        stop(tmp_path, "acl-cluster")
