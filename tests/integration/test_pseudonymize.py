@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
@@ -13,7 +12,14 @@ from clickpulse.settings import Settings
 from streaming.bridge import RedisBridge
 from streaming.collector import create_app
 from streaming.pseudonymize import pseudonymize
-from tests.support.ingest import WRITE_KEY, collector_settings, make_event, read_topic, serve
+from tests.support.ingest import (
+    WRITE_KEY,
+    collector_settings,
+    forward_through_bridge,
+    make_event,
+    read_topic,
+    serve,
+)
 
 KEY_A = "pseudonymisation-key-a-0123456789"
 KEY_B = "pseudonymisation-key-b-0123456789"
@@ -72,17 +78,12 @@ def test_bridge_writes_pseudonyms(
         CLICKPULSE_BRIDGE_CHANNEL=unique_name("ingest:events"),
         CLICKPULSE_PSEUDONYMIZE_KEY=KEY_A,
     )
-    bridge = RedisBridge(settings).start()
-    event = make_event(user_id="carol")
     publisher = redis.Redis.from_url(redis_url)
     try:
-        assert bridge.ready.wait(10), "bridge did not subscribe"
-        assert publisher.publish(settings.bridge_channel, orjson.dumps(event)) == 1
-        deadline = time.monotonic() + 10
-        while bridge.stats["delivered"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        forward_through_bridge(
+            RedisBridge(settings), publisher.publish, [orjson.dumps(make_event(user_id="carol"))], 1
+        )
     finally:
-        bridge.stop()
         publisher.close()
     (record,) = read_topic(kafka_bootstrap, settings.topic_raw, 1)
     assert record.key() == pseudonymize(KEY_A, "carol").encode()
