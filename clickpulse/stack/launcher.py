@@ -111,6 +111,8 @@ def up_redis(settings: Settings) -> None:
 def _sync_acl(settings: Settings, name: str, url: str, state: Probe, acl_text: str) -> None:
     """A Redis answers at ``url``: bring the users of one the stack started in line with the mode
     (``ACL LOAD``); an external one must already accept the stack's login."""
+    if state is Probe.UP and not settings.redis_acl:
+        return  # the default user answers: all that ACL mode off needs
     if load_managed(settings.data_dir, name) is not None:
         redis_acl.reload_running(settings, url, redis_server.acl_file(settings.data_dir, name), acl_text)
         return

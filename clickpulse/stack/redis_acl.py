@@ -24,6 +24,7 @@ from typing import Final
 from clickpulse.settings import Settings
 from clickpulse.stack.processes import StackError
 from streaming.redis_roles import (
+    RedisAclError,
     Role,
     RoleCredentials,
     env_password,
@@ -97,7 +98,7 @@ def admin_url(settings: Settings, url: str) -> str:
     """``url`` as the stack logs in: the admin user in ACL mode (when its password exists)."""
     try:
         return with_credentials(url, role_credentials(settings, Role.ADMIN))
-    except RuntimeError:
+    except RedisAclError:
         return url
 
 
@@ -125,6 +126,9 @@ def reload_running(settings: Settings, url: str, acl_file: Path, text: str) -> N
         except redis.AuthenticationError as exc:
             last = exc
         except redis.ResponseError as exc:
+            if str(exc).startswith(("NOAUTH", "WRONGPASS")):
+                last = exc
+                continue
             if _NO_ACL_FILE not in str(exc):
                 raise StackError(f"Redis at {redact_url(url)} refused {acl_file}: {exc}") from exc
             if settings.redis_acl:
