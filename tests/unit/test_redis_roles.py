@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import redis
 from clickpulse.settings import Settings
 from clickpulse.stack.redis_acl import OPEN_ACL, ensure_secrets, render_acl
 from streaming.acl_rules import role_rules
-from streaming.keyspace import Keyspace
+from streaming.keyspace import Keyspace, key_families
 from streaming.redis_conn import Family, RedisRouter
 from streaming.redis_roles import (
     RedisAclError,
@@ -85,3 +86,28 @@ def test_rendered_acl_file_holds_hashes_and_escaped_patterns(tmp_path: Path) -> 
     assert not any(rule.startswith(("+@write", "+publish")) for rule in rules[Role.API])
     with pytest.raises(ValueError, match="whitespace"):
         role_rules(Keyspace(prefix="a b"))
+
+
+def _grants(rules: list[str], key: str, write: bool) -> bool:
+    """Whether a role's key rules let it read (or write) ``key`` (the default prefix has no escapes)."""
+    for rule in rules:
+        access, _, pattern = rule.rpartition("~")
+        if not rule.startswith(("~", "%")) or not fnmatch.fnmatchcase(key, pattern):
+            continue
+        if access in ("", "%RW") or (access == "%R" and not write):
+            return True
+    return False
+
+
+def test_every_documented_key_family_has_exactly_its_writer() -> None:
+    """A new key family must be given to a role in streaming/acl_rules.py (KEYSPACE.md lists them all)."""
+    rules = role_rules(Keyspace())
+    publisher_families = {"video metadata", "user attributes", "user recommendations", "recs pointer"}
+    publisher_families |= {"recs versions", "recs popular"}
+    for family in key_families():
+        writer = Role.PUBLISHER if family.name in publisher_families else Role.CONSUMER
+        other = Role.CONSUMER if writer is Role.PUBLISHER else Role.PUBLISHER
+        assert _grants(rules[writer], family.pattern, write=True), family.name
+        assert not _grants(rules[other], family.pattern, write=True), family.name
+        assert _grants(rules[Role.API], family.pattern, write=False), family.name
+        assert not any(_grants(rules[r], family.pattern, write=False) for r in (Role.BRIDGE, Role.INGEST))
