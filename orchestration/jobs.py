@@ -38,10 +38,12 @@ marts_job = dg.define_asset_job(
     ),
 )
 
+# The dimension assets, their staging views and the dim_* tables (two steps downstream). Marts that join
+# a dimension are rebuilt by the next marts run, which also builds the events they need.
 refresh_dimensions_job = dg.define_asset_job(
     name="refresh_dimensions",
-    selection=dg.AssetSelection.groups(DIMENSIONS_GROUP)
-    | (dg.AssetSelection.groups(DIMENSIONS_GROUP).downstream() & dg.AssetSelection.assets(dbt_models)),
+    selection=dg.AssetSelection.groups(DIMENSIONS_GROUP).downstream(depth=2)
+    & (dg.AssetSelection.groups(DIMENSIONS_GROUP) | dg.AssetSelection.assets(dbt_models)),
     description="Reload the catalog and user profiles into the warehouse and Redis, then their dbt models.",
 )
 

@@ -8,6 +8,7 @@ decay), so every assertion compares the warehouse with numbers the test computed
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,17 +22,11 @@ import dagster as dg
 import duckdb
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
-from dagster_dbt import DbtCliResource
 
-from assets.dbt.project import dbt_project
 from clickpulse.settings import Settings
 from clickpulse.stack.topics import ensure_topics
-from orchestration.definitions import DOMAINS
-from orchestration.jobs import ALL_JOBS
-from orchestration.lake import LakeResource
-from orchestration.resources import CsvDimensions, KafkaResource, RedisResource
+from orchestration.definitions import build_defs
 from orchestration.sensors import RANGE_END_TAG, RANGE_START_TAG
-from orchestration.warehouse import DuckDBWarehouse
 from streaming.kafka_io import producer_config
 
 METRIC = {"click": "clicks", "impression": "impressions", "conversion": "conversions"}
@@ -68,9 +63,14 @@ def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None
 
 @dataclass
 class BatchEnv:
-    """Where one test's batch path lives: its topic, DuckDB file, lake and Redis prefix."""
+    """Where one test's batch path lives: its topic, DuckDB file, lake and Redis prefix.
 
-    settings: Settings
+    Its Definitions are the production ones (``build_defs``) with settings pointing at those places,
+    so the local resource map is what the test exercises. dbt reads the DuckDB path from the
+    environment, so the caller sets CLICKPULSE_DUCKDB_PATH to ``duckdb_path`` (checked on every run).
+    """
+
+    base: Settings
     root: Path
     enriched_topic: str
     redis_prefix: str
@@ -87,22 +87,25 @@ class BatchEnv:
     def dimensions_dir(self) -> Path:
         return self.root / "dimensions"
 
-    def resources(self) -> dict[str, Any]:
-        return {
-            "warehouse": DuckDBWarehouse(path=str(self.duckdb_path)),
-            "lake": LakeResource(root=str(self.lake_dir)),
-            "kafka": KafkaResource(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                enriched_topic=self.enriched_topic,
-                stall_timeout_s=60,
-            ),
-            "redis": RedisResource(url=self.settings.redis_url, prefix=self.redis_prefix),
-            "dimensions": CsvDimensions(directory=str(self.dimensions_dir)),
-            "dbt": DbtCliResource(project_dir=dbt_project(), target="duckdb"),
-        }
+    @property
+    def settings(self) -> Settings:
+        return self.base.model_copy(
+            update={
+                "duckdb_path": self.duckdb_path,
+                "lake_dir": self.lake_dir,
+                "dimensions_dir": self.dimensions_dir,
+                "topic_enriched": self.enriched_topic,
+                "redis_prefix": self.redis_prefix,
+                "env": "local",
+            }
+        )
 
     def definitions(self) -> dg.Definitions:
-        return dg.Definitions.merge(*DOMAINS, dg.Definitions(jobs=list(ALL_JOBS), resources=self.resources()))
+        if os.environ.get("CLICKPULSE_DUCKDB_PATH") != str(self.duckdb_path):
+            raise RuntimeError(
+                "set CLICKPULSE_DUCKDB_PATH to the test's DuckDB file: dbt reads it from there"
+            )
+        return build_defs(self.settings)
 
     def run(
         self,
@@ -117,6 +120,10 @@ class BatchEnv:
         tags = {RANGE_START_TAG: first, RANGE_END_TAG: last or first} if first else {}
         job_def = self.definitions().resolve_job_def(job)
         return job_def.execute_in_process(instance=instance, tags=tags, raise_on_error=raise_on_error)
+
+    def materialize(self, instance: dg.DagsterInstance, *keys: str) -> dg.ExecuteInProcessResult:
+        job = self.definitions().resolve_implicit_global_asset_job_def()
+        return job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(k) for k in keys])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         connection = duckdb.connect(str(self.duckdb_path), read_only=True)

@@ -22,7 +22,8 @@ import orjson
 import pytest
 
 from assets.partitions import partition_key
-from clickpulse.settings import Settings, get_settings
+from clickpulse.settings import get_settings
+from orchestration.history import materialize_history
 from streaming.consumer.app import RealtimeConsumer
 from streaming.simulator import SimulatedRecord, SimulationConfig, Simulator, Truth, backfill_window
 from tests.integration.batch_support import (
@@ -107,19 +108,19 @@ def pipeline(
         pytest.MonkeyPatch.context() as monkeypatch,
         dg.instance_for_test() as instance,
     ):
-        monkeypatch.setenv("CLICKPULSE_DUCKDB_PATH", str(root / "warehouse.duckdb"))  # what dbt opens
         env = BatchEnv(settings, root, enriched, prefix)
-        env.definitions().resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=[dg.AssetKey("video_catalog"), dg.AssetKey("user_profiles")]
-        )
+        monkeypatch.setenv("CLICKPULSE_DUCKDB_PATH", str(env.duckdb_path))  # what dbt opens
+        env.materialize(instance, "video_catalog", "user_profiles")  # the consumer enriches from them
         produce(settings, raw, ((r.key, r.payload, r.kafka_timestamp_ms or 0) for r in records))
-        consumer_settings = Settings(
-            topic_raw=raw,
-            topic_enriched=enriched,
-            topic_dlq=dlq,
-            redis_prefix=prefix,
-            live_channel_prefix=prefix,
-            consumer_group=f"{prefix}-realtime",
+        consumer_settings = settings.model_copy(
+            update={
+                "topic_raw": raw,
+                "topic_enriched": enriched,
+                "topic_dlq": dlq,
+                "redis_prefix": prefix,
+                "live_channel_prefix": prefix,
+                "consumer_group": f"{prefix}-realtime",
+            }
         )
         consumer = RealtimeConsumer(consumer_settings, from_beginning=True)
         try:
@@ -127,10 +128,7 @@ def pipeline(
         finally:
             consumer.close()
         hours = [start + timedelta(hours=i) for i in range(HOURS)]
-        export = env.run(
-            "hourly_export", instance, first=partition_key(hours[0]), last=partition_key(hours[-1])
-        )
-        marts = env.run("marts", instance, first=partition_key(hours[0]), last=partition_key(hours[-1]))
+        runs = materialize_history(start, end, settings=env.settings, instance=instance)
         valid = (r.event for r in records if r.valid and r.event is not None)
         yield Pipeline(
             env,
@@ -139,8 +137,8 @@ def pipeline(
             simulator.truth,
             Expected.from_events(valid),
             hours,
-            export,
-            marts,
+            runs.export,
+            runs.marts,
             stats.enriched,
         )
 
@@ -387,7 +385,7 @@ def test_rerunning_a_partition_changes_nothing(pipeline: Pipeline) -> None:
 
 
 def test_out_of_order_exports_give_the_same_warehouse(pipeline: Pipeline, tmp_path: Path) -> None:
-    other = BatchEnv(pipeline.env.settings, tmp_path, pipeline.env.enriched_topic, pipeline.env.redis_prefix)
+    other = BatchEnv(pipeline.env.base, tmp_path, pipeline.env.enriched_topic, pipeline.env.redis_prefix)
     with pytest.MonkeyPatch.context() as monkeypatch, dg.instance_for_test() as instance:
         monkeypatch.setenv("CLICKPULSE_DUCKDB_PATH", str(other.duckdb_path))
         for hour in (pipeline.hours[2], pipeline.hours[0], pipeline.hours[1]):
@@ -425,9 +423,14 @@ def test_bad_rows_are_rejected_with_their_expectation(
     }
     payloads = [orjson.dumps(e) for e in [*good, *bad.values(), duplicate, duplicate]] + [b"{not json"]
     stamp = int((hour + timedelta(minutes=30)).timestamp() * 1000)
-    with private_topics(kafka_bootstrap, "enriched-bad") as (topic,), dg.instance_for_test() as instance:
+    with (
+        private_topics(kafka_bootstrap, "enriched-bad") as (topic,),
+        dg.instance_for_test() as instance,
+        pytest.MonkeyPatch.context() as monkeypatch,
+    ):
         produce(settings, topic, ((b"u1", p, stamp) for p in payloads))
         env = BatchEnv(settings, tmp_path, topic, f"test-bad-{uuid.uuid4().hex[:8]}")
+        monkeypatch.setenv("CLICKPULSE_DUCKDB_PATH", str(env.duckdb_path))
         result = env.run("hourly_export", instance, first=partition_key(hour))
         checks = check_results(result)
         rejected = env.query(

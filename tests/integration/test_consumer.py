@@ -26,12 +26,13 @@ from streaming.dlq import (
     HEADER_STAGE,
     read_headers,
 )
+from streaming.kafka_io import committed_offsets as committed
+from streaming.kafka_io import wait_caught_up
 from streaming.keyspace import Keyspace, read_global, write_user_attributes
 from streaming.redis_conn import Family, RedisRouter
 from tests.integration.consumer_support import (
     Expected,
     Record,
-    committed,
     compare,
     compare_with_simulator_truth,
     consumer_env,
@@ -44,7 +45,6 @@ from tests.integration.consumer_support import (
     reset_group,
     simulated,
     start_consumer_process,
-    wait_caught_up,
     with_duplicates,
 )
 

@@ -6,6 +6,9 @@ has to show up here as a deliberate change.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -126,3 +129,12 @@ def test_the_environment_variable_picks_the_map(monkeypatch: pytest.MonkeyPatch)
     assert type(resources_for(Settings())["warehouse"]).__name__ == "BigQueryWarehouse"
     monkeypatch.setenv("CLICKPULSE_ENV", "local")
     assert type(resources_for(Settings())["warehouse"]).__name__ == "DuckDBWarehouse"
+
+
+def test_loading_definitions_does_not_import_great_expectations() -> None:
+    """GE takes seconds to import: only the check imports it, when it runs."""
+    code = "import sys, orchestration.definitions; print('great_expectations' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False"
