@@ -77,6 +77,12 @@ DEFAULT_METADATA_TTL_S: Final = 7 * 86400
 DEFAULT_RECS_TTL_S: Final = 3 * 86400
 
 
+def glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern (SCAN MATCH, ACL key and channel patterns):
+    ids are free text and may contain ``*``, ``?``, ``[`` or ``\\``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyFamily:
     """One documented key family: its pattern, Redis type, router group, TTL rule and purpose."""
@@ -269,6 +275,10 @@ class Keyspace:
     # Pub/Sub channels.
     def _channel(self, name: str) -> str:
         return f"{self.channel_prefix}:{name}" if self.channel_prefix else name
+
+    def live_channel_start(self) -> str:
+        """What every live channel name starts with (``live:`` or ``<channel_prefix>:live:``)."""
+        return self._channel("live:")
 
     def channel_global(self) -> str:
         return self._channel("live:global")
