@@ -210,7 +210,7 @@ class Settings(BaseSettings):
 
     redis_maxmemory: str = Field("2gb", alias="CLICKPULSE_REDIS_MAXMEMORY")
 
-    # Security (streaming/SECURITY.md).
+    # Security (README, "Security").
     redis_acl: bool = Field(
         False,
         alias="CLICKPULSE_REDIS_ACL",

@@ -3,7 +3,7 @@
 Write access is granted per key family (``%RW~``), reads where a role needs them (``%R~``), channels
 per role (``&``), commands by category minus what no component uses. Redis checks the keys a Lua
 script touches against the caller's patterns too, so the consumer's batch scripts stay inside its
-families. See ``streaming/SECURITY.md`` for the table and what each limit protects.
+families. See the README section "Security" for the table and what each limit protects.
 """
 
 from __future__ import annotations

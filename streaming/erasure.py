@@ -1,7 +1,7 @@
 """Erasing one user from Redis: every key under the user's hash tag ``{user:ID}``.
 
-What a user leaves in Redis (``streaming/KEYSPACE.md``): the profile (counts, button affinities, last
-seen), the recent-videos list, the attributes Dagster copies from the user table, and one
+What a user leaves in Redis (the README section "Redis keyspace"): the profile (counts, button
+affinities, last seen), the recent-videos list, the attributes Dagster copies from the user table, and one
 recommendation list per published model version. All of them carry the user's hash tag, so they sit in
 one Cluster slot. The named families are deleted by name (the versions come from the recommendations
 pointer and version set); a ``SCAN`` of the user's tag on the Redis servers of the profiles and recs
@@ -9,7 +9,8 @@ families then catches anything else under it, such as lists of a version that wa
 
 Not per user, so nothing to delete: video counters and windows (aggregates), the event_id seen-sets
 (event ids and offsets only), trending, and the Pub/Sub channels (``live:user:<id>`` stores nothing).
-The all-time HyperLogLog of unique users per video cannot forget one member: see ``SECURITY.md``.
+The all-time HyperLogLog of unique users per video cannot forget one member: see the README section
+"Security".
 """
 
 from __future__ import annotations

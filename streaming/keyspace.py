@@ -9,7 +9,7 @@ defined here (they are substituted into the script text when it is registered). 
   sit in one Redis Cluster slot.
 - Live counters carry no TTL: under ``maxmemory-policy volatile-lru`` Redis never evicts them. Caches
   and windows always carry a TTL, set in the same call that writes them, so they are the only keys
-  Redis may evict. ``streaming/KEYSPACE.md`` documents every family, memory per million events and
+  Redis may evict. the README section "Redis keyspace" documents every family, memory per million events and
   the eviction advice.
 - Each family belongs to one router group (``Family``): live, windows, profiles, videos, recs; each
   group may live on its own Redis (``CLICKPULSE_REDIS_URL_<GROUP>``).
@@ -291,7 +291,7 @@ class Keyspace:
 
 
 def key_families(retention: Retention | None = None) -> tuple[KeyFamily, ...]:
-    """Every family with its pattern (default prefix ``cp``); ``KEYSPACE.md`` documents the same list."""
+    """Every family with its pattern (default prefix ``cp``); the README documents the same list."""
     r = retention
     minute = _ttl_text(r.minute_s) if r else "2 h + lateness"
     hour = _ttl_text(r.hour_s) if r else "48 h + lateness"

@@ -32,7 +32,7 @@ class RedisUnavailableError(ConnectionError):
 
 
 class Family(StrEnum):
-    """Key family groups that can each live on their own Redis (see ``streaming/KEYSPACE.md``)."""
+    """Key family groups that can each live on their own Redis (see the README section "Redis keyspace")."""
 
     LIVE = "live"
     WINDOWS = "windows"

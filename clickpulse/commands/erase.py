@@ -2,7 +2,7 @@
 
 Prints what it removed from each store; running it again removes nothing. Kafka is not rewritten:
 the user's events stay in clicks.raw / clicks.enriched / clicks.dlq until retention expires, and the
-all-time unique-user HyperLogLogs cannot forget one member (``streaming/SECURITY.md`` says what that
+all-time unique-user HyperLogLogs cannot forget one member (the README section "Security" says what that
 means and how to shorten retention).
 """
 

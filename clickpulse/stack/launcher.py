@@ -118,7 +118,7 @@ def _sync_acl(settings: Settings, name: str, url: str, state: Probe, acl_text: s
         return
     if state is Probe.AUTH:
         hint = (
-            f"load the users rendered by `clickpulse stack up` into it (see streaming/SECURITY.md; "
+            f"load the users rendered by `clickpulse stack up` into it (see the README section 'Security'; "
             f"the file ClickPulse would use is {redis_server.acl_file(settings.data_dir, name)})"
             if settings.redis_acl
             else "set CLICKPULSE_REDIS_ACL=1 or put the credentials into REDIS_URL"

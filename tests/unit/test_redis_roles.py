@@ -100,7 +100,7 @@ def _grants(rules: list[str], key: str, write: bool) -> bool:
 
 
 def test_every_documented_key_family_has_exactly_its_writer() -> None:
-    """A new key family must be given to a role in streaming/acl_rules.py (KEYSPACE.md lists them all)."""
+    """A new key family must be given to a role in streaming/acl_rules.py (the README lists them all)."""
     rules = role_rules(Keyspace())
     publisher_families = {"video metadata", "user attributes", "user recommendations", "recs pointer"}
     publisher_families |= {"recs versions", "recs popular"}
