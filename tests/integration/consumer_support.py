@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -560,6 +560,22 @@ def start_consumer_process(
         stdout=handle,
         stderr=subprocess.STDOUT,
     )
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def counted(router: Any, keyspace: Any) -> int:
+    """Events the consumers counted so far (all-time global total)."""
+    from streaming.keyspace import read_global
+
+    return int(read_global(router, keyspace=keyspace)["totals"]["events"])
 
 
 def now_ms() -> int:

@@ -23,7 +23,7 @@ from streaming.dlq import (
     HEADER_STAGE,
     read_headers,
 )
-from streaming.keyspace import Keyspace, read_global, write_user_attributes
+from streaming.keyspace import Keyspace, write_user_attributes
 from streaming.redis_conn import Family, RedisRouter
 from tests.integration.consumer_support import (
     Expected,
@@ -32,6 +32,7 @@ from tests.integration.consumer_support import (
     compare,
     compare_with_simulator_truth,
     consumer_env,
+    counted,
     garbage,
     handmade,
     now_ms,
@@ -42,6 +43,7 @@ from tests.integration.consumer_support import (
     simulated,
     start_consumer_process,
     wait_caught_up,
+    wait_until,
     with_duplicates,
 )
 
@@ -185,19 +187,6 @@ class Feeder(threading.Thread):
         self.done.set()
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _counted(router: RedisRouter, ks: Keyspace) -> int:
-    return int(read_global(router, keyspace=ks)["totals"]["events"])
-
-
 @pytest.mark.parametrize("consumers", [1, 2], ids=["sigkill-restart", "two-consumers-one-killed"])
 def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path, consumers: int) -> None:
     records, _truth = traffic(private, 5000, seed=11 + consumers)
@@ -211,11 +200,11 @@ def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path
     feeder = Feeder(private.kafka_bootstrap_servers, private.topic_raw, records, per_s=1500)
     try:
         feeder.start()
-        _wait_for(lambda: _counted(router, ks) > 800, 60, "the first counts")
+        wait_until(lambda: counted(router, ks) > 800, 60, "the first counts")
         victim = procs[0]
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        assert 0 < _counted(router, ks) < expected.valid, "the kill should land mid-stream"
+        assert 0 < counted(router, ks) < expected.valid, "the kill should land mid-stream"
         if consumers == 1:
             procs.append(start_consumer_process(env, group, batch_size=100, log=log))
         feeder.join(60)
