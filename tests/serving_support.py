@@ -41,10 +41,12 @@ class Private:
     topics: tuple[str, ...]
 
 
-def private_settings(kafka_bootstrap: str, redis_url: str, label: str, **extra: Any) -> Private:
+def private_settings(
+    kafka_bootstrap: str, redis_url: str, label: str, partitions: int = 3, **extra: Any
+) -> Private:
     name = f"{label}-{uuid.uuid4().hex[:10]}"
     raw, enriched, dlq = f"{name}.raw", f"{name}.enriched", f"{name}.dlq"
-    ensure_topics(kafka_bootstrap, {raw: 3, enriched: 3, dlq: 1})
+    ensure_topics(kafka_bootstrap, {raw: partitions, enriched: partitions, dlq: 1})
     settings = Settings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         REDIS_URL=redis_url,

@@ -94,9 +94,9 @@ def private(own_stack: Settings) -> Iterator[Private]:
         own_stack.kafka_bootstrap_servers,
         own_stack.redis_url,
         "faults",
+        partitions=own_stack.topic_partitions,
         CLICKPULSE_DATA_DIR=own_stack.data_dir,
         CLICKPULSE_CACHE_DIR=own_stack.cache_dir,
-        CLICKPULSE_TOPIC_PARTITIONS=own_stack.topic_partitions,
         # a short delivery timeout, so a request that reached a dead broker is answered 503 quickly
         CLICKPULSE_COLLECTOR_DELIVERY_TIMEOUT_S=3,
         CLICKPULSE_CONSUMER_SESSION_TIMEOUT_MS=6000,

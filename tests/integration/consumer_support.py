@@ -143,6 +143,16 @@ def garbage(now_ms: int) -> list[Record]:
     return [Record(p, b"bad-u", now_ms) for p in payloads]
 
 
+def traffic(settings: Settings, events: int, seed: int) -> tuple[list[Record], Truth]:
+    """Simulator backfill + hand-made late/current events + garbage, with re-sent duplicates."""
+    now = now_ms()
+    sim_records, truth = simulated(events, seed)
+    extra = handmade(events // 10, seed, now, settings.allowed_lateness_minutes * 60)
+    bad = garbage(now)
+    mixed = sim_records[: len(sim_records) // 2] + bad + extra + sim_records[len(sim_records) // 2 :]
+    return with_duplicates(mixed, 0.02, seed, now), truth
+
+
 @dataclass
 class _Totals:
     counts: Counter[str] = field(default_factory=Counter)
@@ -484,6 +494,15 @@ def wait_caught_up(bootstrap: str, group: str, topic: str, timeout_s: float = 90
             return
         time.sleep(0.5)
     raise AssertionError(f"group {group} did not catch up: committed {last}, end {ends}")
+
+
+def group_assignment(bootstrap: str, group: str) -> list[list[int]]:
+    """The partitions each live member of ``group`` holds now, one sorted list per member."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    return sorted(
+        sorted(tp.partition for tp in member.assignment.topic_partitions) for member in description.members
+    )
 
 
 def reset_group(bootstrap: str, group: str, topic: str) -> None:

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -33,18 +32,14 @@ from tests.integration.consumer_support import (
     compare_with_simulator_truth,
     consumer_env,
     counted,
-    garbage,
-    handmade,
-    now_ms,
     produce,
     read_topic,
     redis_state,
     reset_group,
-    simulated,
     start_consumer_process,
+    traffic,
     wait_caught_up,
     wait_until,
-    with_duplicates,
 )
 
 
@@ -77,16 +72,6 @@ def run_until(consumer: RealtimeConsumer, records: int, timeout_s: float = 60) -
     deadline = time.monotonic() + timeout_s
     consumer.run(stop_when=lambda s: s.records >= records or time.monotonic() > deadline)
     assert consumer.stats.records >= records, f"consumed {consumer.stats.records} of {records} records"
-
-
-def traffic(settings: Settings, events: int, seed: int) -> tuple[list[Record], Any]:
-    """Simulator backfill + hand-made late/current events + garbage, with re-sent duplicates."""
-    now = now_ms()
-    sim_records, truth = simulated(events, seed)
-    extra = handmade(events // 10, seed, now, settings.allowed_lateness_minutes * 60)
-    bad = garbage(now)
-    mixed = sim_records[: len(sim_records) // 2] + bad + extra + sim_records[len(sim_records) // 2 :]
-    return with_duplicates(mixed, 0.02, seed, now), truth
 
 
 def test_counts_equal_truth_and_replay_changes_nothing(private: Settings) -> None:
