@@ -125,14 +125,14 @@ class Load(threading.Thread):
         self.records = records
         self.rate = 0.0
         self.offered = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         owed, last = 0.0, time.monotonic()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             now = time.monotonic()
             owed, last = min(owed + (now - last) * self.rate, max(1.0, self.rate)), now
-            while owed >= 1 and not self._stop.is_set():
+            while owed >= 1 and not self._halt.is_set():
                 record = next(self.records)
                 if record.valid and record.event is not None:
                     self.client.track(dict(record.event))
@@ -140,10 +140,10 @@ class Load(threading.Thread):
                     self.client.send_raw(record.payload)
                 owed -= 1
                 self.offered += 1
-            self._stop.wait(0.005)
+            self._halt.wait(0.005)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(30)
 
 
@@ -211,6 +211,17 @@ def start_consumer(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     }
     argv = [sys.executable, "-m", "clickpulse.cli", "consumer", "--metrics-port", "0"]
     return subprocess.Popen(argv, env=env, cwd=PROJECT_ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop_processes(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -407,13 +418,12 @@ def main() -> int:
             counted = int(read_global(router, keyspace=ks)["totals"]["events"]), simulator.truth.valid
             router.close()
         finally:
-            load.stop()
-            client.close(timeout=30)
-            for proc in (consumer, collector):
-                proc.send_signal(signal.SIGTERM)
-            for proc in (consumer, collector):
-                proc.wait(60)
-            pipe.probe.close()
+            try:
+                load.stop()
+                client.close(timeout=30)
+            finally:
+                stop_processes(consumer, collector)
+                pipe.probe.close()
     checks = verdict(samples, rate, config)
     text = report(config, steps, rate, samples, checks, counted)
     RESULTS.write_text(text)
