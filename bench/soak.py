@@ -33,17 +33,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from confluent_kafka import Consumer, TopicPartition
 
 from bench.__main__ import machine_details
 from bench.collector_bench import WRITE_KEY, start_collector
 from bench.consumer_bench import private_redis, private_topics
 from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
 from clickpulse.stack.processes import log_tail
+from streaming.kafka_io import group_lag
 from streaming.keyspace import Keyspace, read_global
 from streaming.redis_conn import RedisRouter
 from streaming.sdk import ClickPulseClient
@@ -149,33 +148,18 @@ class Load(threading.Thread):
 
 @dataclass
 class Pipeline:
-    """The processes and probes of one soak run."""
+    """The processes of one soak run and what is measured on them."""
 
     settings: Settings
     consumer: subprocess.Popen[bytes]
     collector: subprocess.Popen[bytes]
     client: ClickPulseClient
     logs: Path
-    probe: Consumer = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.probe = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
-                "group.id": self.settings.consumer_group,
-            }
-        )
-        meta = self.probe.list_topics(self.settings.topic_raw, timeout=10)
-        self.partitions = [
-            TopicPartition(self.settings.topic_raw, p)
-            for p in meta.topics[self.settings.topic_raw].partitions
-        ]
 
     def lag(self) -> int:
         """Records of clicks.raw beyond the group's committed offsets (librdkafka commits every second)."""
-        done = {tp.partition: max(0, tp.offset) for tp in self.probe.committed(self.partitions, timeout=10)}
-        ends = {tp.partition: self.probe.get_watermark_offsets(tp, timeout=10)[1] for tp in self.partitions}
-        return sum(end - done.get(p, 0) for p, end in ends.items())
+        s = self.settings
+        return group_lag(s.kafka_bootstrap_servers, s.consumer_group, s.topic_raw)
 
     def answered(self) -> int:
         return self.client.stats["sent"]
@@ -423,7 +407,6 @@ def main() -> int:
                 client.close(timeout=30)
             finally:
                 stop_processes(consumer, collector)
-                pipe.probe.close()
     checks = verdict(samples, rate, config)
     text = report(config, steps, rate, samples, checks, counted)
     RESULTS.write_text(text)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +167,55 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(PROJECT_ROOT / ".data", alias="CLICKPULSE_DATA_DIR")
     cache_dir: Path = Field(PROJECT_ROOT / ".cache", alias="CLICKPULSE_CACHE_DIR")
+
+    # Batch path (Dagster, lake, warehouse, dbt). Relative paths resolve against the repository root, as
+    # dbt_project/profiles.yml resolves CLICKPULSE_DUCKDB_PATH, so Dagster and dbt open the same file.
+    duckdb_path: Path = Field(Path(".data/warehouse.duckdb"), alias="CLICKPULSE_DUCKDB_PATH")
+    lake_dir: Path = Field(Path(".data/lake"), alias="CLICKPULSE_LAKE_DIR")
+    dimensions_dir: Path = Field(
+        Path(".data/dimensions"),
+        alias="CLICKPULSE_DIMENSIONS_DIR",
+        description="Where the simulator writes video_catalog.csv and user_profiles.csv.",
+    )
+    gcs_bucket: str | None = Field(
+        None, alias="CLICKPULSE_GCS_BUCKET", description="prod: the lake lives at gs://BUCKET/lake when set."
+    )
+    bq_project: str | None = Field(None, alias="CLICKPULSE_BQ_PROJECT")
+    bq_dataset: str = Field("clickpulse", alias="CLICKPULSE_BQ_DATASET", description="dbt models")
+    bq_raw_dataset: str = Field("clickpulse_raw", alias="CLICKPULSE_BQ_RAW_DATASET", description="raw tables")
+    bq_location: str = Field("US", alias="CLICKPULSE_BQ_LOCATION")
+    bq_video_source_table: str | None = Field(
+        None,
+        alias="CLICKPULSE_BQ_VIDEO_SOURCE_TABLE",
+        description="prod: project.dataset.table of the catalog",
+    )
+    bq_user_source_table: str | None = Field(
+        None,
+        alias="CLICKPULSE_BQ_USER_SOURCE_TABLE",
+        description="prod: project.dataset.table of user profiles",
+    )
+    partitions_start: str = Field(
+        "2026-01-01-00:00",
+        alias="CLICKPULSE_PARTITIONS_START",
+        pattern=r"^\d{4}-\d{2}-\d{2}-\d{2}:00$",
+        description="First hourly partition of raw_click_events (UTC, Dagster's YYYY-MM-DD-HH:MM).",
+    )
+    allowed_early_minutes: int = Field(
+        5,
+        alias="CLICKPULSE_ALLOWED_EARLY_MINUTES",
+        ge=0,
+        description="How far event_time may run ahead of the Kafka timestamp hour (client clocks).",
+    )
+    daily_retrain_cron: str = Field(
+        "0 3 * * *", alias="CLICKPULSE_DAILY_RETRAIN_CRON", description="UTC cron of the daily_retrain job."
+    )
+    export_batch_size: int = Field(20_000, alias="CLICKPULSE_EXPORT_BATCH_SIZE", ge=1)
+    export_log_every: int = Field(250_000, alias="CLICKPULSE_EXPORT_LOG_EVERY", ge=1)
+
+    @field_validator("duckdb_path", "lake_dir", "dimensions_dir")
+    @classmethod
+    def _under_project_root(cls, value: Path) -> Path:
+        return value if value.is_absolute() else PROJECT_ROOT / value
 
     @property
     def write_key_set(self) -> frozenset[str]:

@@ -49,19 +49,17 @@ from clickpulse.stack import launcher
 from clickpulse.stack.processes import log_tail, stop
 from streaming.collector import create_app
 from streaming.collector.app import Collector
+from streaming.kafka_io import committed_offsets, end_offsets, group_lag, wait_caught_up
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import RedisRouter
 from streaming.replay import throttle
 from streaming.sdk import ClickPulseClient
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
 from tests.integration.consumer_support import (
-    committed,
     compare_with_simulator_truth,
     consumer_env,
     counted,
-    end_offsets,
     start_consumer_process,
-    wait_caught_up,
     wait_until,
 )
 from tests.serving_support import Private, SentTraffic, private_settings, send_simulated, serving
@@ -155,10 +153,8 @@ class Chaos:
         self.consumer = self._start_consumer()
 
     def lag(self) -> int:
-        """Records on clicks.raw beyond the group's committed offsets."""
-        bootstrap, topic = self.settings.kafka_bootstrap_servers, self.settings.topic_raw
-        done = committed(bootstrap, self.settings.consumer_group, topic)
-        return sum(end - max(0, done.get(p, 0)) for p, end in end_offsets(bootstrap, topic).items())
+        s = self.settings
+        return group_lag(s.kafka_bootstrap_servers, s.consumer_group, s.topic_raw)
 
     def unavailable(self) -> int:
         """503 answers the collector gave so far (its own Prometheus counter)."""
@@ -188,9 +184,10 @@ class Chaos:
         wait_until(lambda: self._retry_lines() > retries_before, 60, "the consumer retrying a batch")
         # librdkafka commits stored offsets every second: what was stored before the outage is in by now
         time.sleep(2.5)
-        frozen = committed(bootstrap, group, topic)
+        frozen = committed_offsets(bootstrap, group, topic)
         time.sleep(4)
-        assert committed(bootstrap, group, topic) == frozen, "offsets moved while Redis refused every batch"
+        still = committed_offsets(bootstrap, group, topic)
+        assert still == frozen, "offsets moved while Redis refused every batch"
         self.waiting_during_redis_outage = self.lag()
         assert self.waiting_during_redis_outage > 0, "records should be waiting while Redis is down"
         self._alive()

@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from clickpulse.settings import PROJECT_ROOT, Settings
 from streaming.contract import decode_and_validate
+from streaming.kafka_io import end_offsets
 from streaming.simulator import SimulationConfig, Simulator, Truth, backfill_window
 
 WEIGHTS = {"impression": 0.1, "click": 1.0, "conversion": 5.0}
@@ -463,37 +464,6 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
                 break
     consumer.close()
     return out
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe.{uuid.uuid4().hex[:8]}"})
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    out = {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions
-    }
-    consumer.close()
-    return out
-
-
-def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    tps = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10)
-    consumer.close()
-    return {tp.partition: tp.offset for tp in tps}
-
-
-def wait_caught_up(bootstrap: str, group: str, topic: str, timeout_s: float = 90) -> None:
-    """Until the group's committed offsets reach the end of every partition."""
-    ends = end_offsets(bootstrap, topic)
-    deadline = time.monotonic() + timeout_s
-    last: dict[int, int] = {}
-    while time.monotonic() < deadline:
-        last = committed(bootstrap, group, topic)
-        if all(last.get(p, -1) >= end for p, end in ends.items() if end > 0):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"group {group} did not catch up: committed {last}, end {ends}")
 
 
 def group_assignment(bootstrap: str, group: str) -> list[list[int]]:

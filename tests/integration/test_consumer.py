@@ -22,12 +22,13 @@ from streaming.dlq import (
     HEADER_STAGE,
     read_headers,
 )
+from streaming.kafka_io import committed_offsets as committed
+from streaming.kafka_io import wait_caught_up
 from streaming.keyspace import Keyspace, write_user_attributes
 from streaming.redis_conn import Family, RedisRouter
 from tests.integration.consumer_support import (
     Expected,
     Record,
-    committed,
     compare,
     compare_with_simulator_truth,
     consumer_env,
@@ -38,7 +39,6 @@ from tests.integration.consumer_support import (
     reset_group,
     start_consumer_process,
     traffic,
-    wait_caught_up,
     wait_until,
 )
 

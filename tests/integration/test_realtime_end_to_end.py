@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from streaming.collector import create_app
+from streaming.kafka_io import end_offsets
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import RedisRouter
 from streaming.sdk import ClickPulseClient
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
-from tests.integration.consumer_support import compare_with_simulator_truth, end_offsets
+from tests.integration.consumer_support import compare_with_simulator_truth
 from tests.serving_support import (
     ConsumerThread,
     Private,

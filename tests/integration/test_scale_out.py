@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from clickpulse.settings import Settings
+from streaming.kafka_io import wait_caught_up
 from streaming.keyspace import (
     CTR_DIMENSIONS,
     Keyspace,
@@ -44,7 +45,6 @@ from tests.integration.consumer_support import (
     produce,
     start_consumer_process,
     traffic,
-    wait_caught_up,
     wait_until,
 )
 from tests.serving_support import Private, cleanup, private_settings

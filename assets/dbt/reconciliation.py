@@ -1,0 +1,219 @@
+"""Reconciliation of the stream's hourly Redis counters with the hourly engagement mart: pure parts.
+
+The consumer counts an event in its event_time hour bucket only when it arrived within the allowed
+lateness (``is_late`` false); the mart counts every event of the hour it rebuilt, late ones included
+(its ``late_events`` column says how many). So for a closed hour, per video:
+
+    redis count == mart count - late events of that type        (exact)
+    redis unique users ≈ mart unique users                      (HyperLogLog: within 2 %)
+
+and, for the whole hour, the stream's global hourly funnel equals the sum over videos, which also
+catches a video missing on either side.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+logger = logging.getLogger(__name__)
+
+COUNTED: Final = ("impressions", "clicks", "conversions")
+EVENT_TYPE_METRIC: Final = {"impression": "impressions", "click": "clicks", "conversion": "conversions"}
+UNIQUES_TOLERANCE: Final = 0.02
+ALL_VIDEOS: Final = "*"
+
+Pair = tuple[datetime, str]  # (event hour, aware UTC; video_id)
+
+
+@dataclass(frozen=True, slots=True)
+class MartRow:
+    impressions: int
+    clicks: int
+    conversions: int
+    unique_users: int
+    late_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCounts:
+    impressions: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    unique_users: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    hour: datetime
+    video_id: str
+    metric: str
+    redis: int
+    mart: int
+    expected_redis: int
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "hour": f"{self.hour:%Y-%m-%dT%H}",
+            "video_id": self.video_id,
+            "metric": self.metric,
+            "redis": self.redis,
+            "mart": self.mart,
+            "expected_redis": self.expected_redis,
+        }
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    hours: list[datetime]
+    pairs: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    not_comparable: list[Pair] = field(default_factory=list)
+    redis_totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*COUNTED, "unique_users"), 0))
+    mart_totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*COUNTED, "unique_users"), 0))
+    late_events: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    def to_metadata(self, sample: int = 50) -> dict[str, Any]:
+        return {
+            "hours": [f"{h:%Y-%m-%dT%H}" for h in self.hours],
+            "video_hours_compared": self.pairs,
+            "mismatches": len(self.mismatches),
+            "mismatch_sample": [m.to_metadata() for m in self.mismatches[:sample]],
+            "redis_totals": dict(self.redis_totals),
+            "mart_totals": dict(self.mart_totals),
+            "late_events_in_mart": self.late_events,
+            "not_comparable": [f"{h:%Y-%m-%dT%H} {v}" for h, v in self.not_comparable[:sample]],
+        }
+
+
+def reconcilable_hours(
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    lateness_minutes: int,
+    now: datetime,
+    retention_s: int,
+) -> list[datetime]:
+    """Event hours a run over the Kafka-hour window [start, end) completes, and Redis still holds.
+
+    The run rebuilt event hours from floor(start - lateness); an event hour e is complete once every
+    event that may count for it has arrived, i.e. e + 1h + lateness <= window end (and the clock).
+    Hour buckets live ``retention_s`` after their last write, so older hours are left out.
+    """
+    lateness = timedelta(minutes=lateness_minutes)
+    first = (window_start.astimezone(UTC) - lateness).replace(minute=0, second=0, microsecond=0)
+    horizon = min(window_end.astimezone(UTC), now.astimezone(UTC))
+    hours = []
+    hour = first
+    while hour + timedelta(hours=1) + lateness <= horizon:
+        if hour + timedelta(seconds=retention_s) > now:
+            hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
+def fully_exported(
+    hours: Sequence[datetime], exported: set[datetime], *, lateness_minutes: int, early_minutes: int
+) -> list[datetime]:
+    """The event hours every one of whose Kafka-hour partitions has been exported.
+
+    Events of event hour e reach Kafka in [e - early, e + 1h + lateness); an hour whose partitions were
+    not all exported (history older than the first export, a gap in a backfill) cannot agree with Redis,
+    so it is left out rather than reported as a mismatch.
+    """
+    kept = []
+    for hour in hours:
+        first = (hour - timedelta(minutes=early_minutes)).replace(minute=0, second=0, microsecond=0)
+        last = (hour + timedelta(hours=1, minutes=lateness_minutes) - timedelta(microseconds=1)).replace(
+            minute=0, second=0, microsecond=0
+        )
+        needed, partition = [], first
+        while partition <= last:
+            needed.append(partition)
+            partition += timedelta(hours=1)
+        if all(p in exported for p in needed):
+            kept.append(hour)
+    return kept
+
+
+def late_by_type(rows: Iterable[tuple[datetime, str, str]]) -> dict[tuple[datetime, str, str], int]:
+    """(hour, video, metric) → late events, from (event_hour, video_id, event_type) rows of late events."""
+    counts: dict[tuple[datetime, str, str], int] = {}
+    for hour, video_id, event_type in rows:
+        metric = EVENT_TYPE_METRIC.get(event_type)
+        if metric is not None:
+            key = (hour, video_id, metric)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def uniques_agree(redis: int, mart: int, tolerance: float = UNIQUES_TOLERANCE) -> bool:
+    return abs(redis - mart) <= math.floor(tolerance * max(redis, mart))
+
+
+def reconcile(
+    hours: Sequence[datetime],
+    mart: Mapping[Pair, MartRow],
+    late: Mapping[tuple[datetime, str, str], int],
+    stream: Mapping[Pair, StreamCounts],
+    stream_global: Mapping[datetime, StreamCounts],
+) -> Reconciliation:
+    """Compare every (hour, video) of the mart, and every hour's totals, with the stream's counters."""
+    result = Reconciliation(hours=list(hours))
+    expected_global: dict[datetime, dict[str, int]] = {h: dict.fromkeys(COUNTED, 0) for h in hours}
+    mart_global: dict[datetime, dict[str, int]] = {h: dict.fromkeys(COUNTED, 0) for h in hours}
+    for (hour, video_id), row in sorted(mart.items()):
+        if hour not in expected_global:
+            continue
+        result.pairs += 1
+        result.late_events += row.late_events
+        late_here = {m: late.get((hour, video_id, m), 0) for m in COUNTED}
+        if row.late_events and row.late_events != sum(late_here.values()):
+            # the mart counted only some of the late events present: per-type numbers are unknowable
+            result.not_comparable.append((hour, video_id))
+            continue
+        counts = stream.get((hour, video_id), StreamCounts())
+        for metric in COUNTED:
+            mart_value = getattr(row, metric)
+            expected = mart_value - (late_here[metric] if row.late_events else 0)
+            redis_value = getattr(counts, metric)
+            expected_global[hour][metric] += expected
+            mart_global[hour][metric] += mart_value
+            result.redis_totals[metric] += redis_value
+            result.mart_totals[metric] += mart_value
+            if redis_value != expected:
+                result.mismatches.append(Mismatch(hour, video_id, metric, redis_value, mart_value, expected))
+        result.redis_totals["unique_users"] += counts.unique_users
+        result.mart_totals["unique_users"] += row.unique_users
+        if not uniques_agree(counts.unique_users, row.unique_users):
+            result.mismatches.append(
+                Mismatch(
+                    hour, video_id, "unique_users", counts.unique_users, row.unique_users, row.unique_users
+                )
+            )
+    for hour in hours:
+        if any(h == hour for h, _ in result.not_comparable):
+            continue
+        totals = stream_global.get(hour, StreamCounts())
+        for metric in COUNTED:
+            redis_value = getattr(totals, metric)
+            if redis_value != expected_global[hour][metric]:
+                result.mismatches.append(
+                    Mismatch(
+                        hour,
+                        ALL_VIDEOS,
+                        metric,
+                        redis_value,
+                        mart_global[hour][metric],
+                        expected_global[hour][metric],
+                    )
+                )
+    return result

@@ -1,0 +1,1 @@
+"""Raw warehouse tables and the dimension assets (video catalog, user profiles)."""

@@ -1,0 +1,91 @@
+"""The suite's definition and the mapping of failures to raw.rejected_rows (without importing GE)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pyarrow as pa
+
+from assets.kafka_export.expectations import (
+    ExpectationOutcome,
+    TimeBounds,
+    failing_row_count,
+    rejected_rows,
+    suite_specs,
+)
+from assets.warehouse.tables import CLICK_EVENTS, REJECTED_ROWS, conform
+
+HOUR = datetime(2026, 11, 26, 3, tzinfo=UTC)
+
+
+def test_event_time_bounds_follow_lateness_and_early_allowance() -> None:
+    bounds = TimeBounds(HOUR, lateness_minutes=60, early_minutes=5)
+    assert bounds.earliest == datetime(2026, 11, 26, 2, tzinfo=UTC)
+    assert bounds.latest == datetime(2026, 11, 26, 4, 5, tzinfo=UTC)
+    between = [s for s in suite_specs(bounds) if s.column == "event_time" and "between" in s.kind]
+    assert dict(between[0].kwargs)["min_value"] == bounds.earliest
+
+
+def test_the_suite_covers_ids_enums_positions_time_and_uniqueness() -> None:
+    names = [s.name for s in suite_specs(TimeBounds(HOUR, 60, 5))]
+    for column in ("event_id", "event_type", "event_time", "user_id", "session_id", "video_id"):
+        assert f"expect_column_values_to_not_be_null({column})" in names
+    assert "expect_column_values_to_be_in_set(event_type)" in names
+    assert "expect_column_values_to_be_between(playback_position_s)" in names
+    assert "expect_column_values_to_be_between(event_time)" in names
+    assert "expect_column_values_to_be_unique(event_id)" in names
+    assert 'expect_column_values_to_not_be_null(button_id) where event_type=="click"' in names
+    assert len(set(names)) == len(names)
+
+
+def test_failures_become_one_rejected_row_per_row_and_expectation() -> None:
+    specs = {s.name: s for s in suite_specs(TimeBounds(HOUR, 60, 5))}
+    rows = conform(
+        pa.table(
+            {
+                "event_id": ["a", "a", None],
+                "event_type": ["click", "click", "bogus"],
+                "kafka_partition": [0, 1, 2],
+                "kafka_offset": [10, 11, 12],
+                "partition_hour": [HOUR] * 3,
+            }
+        ),
+        CLICK_EVENTS,
+    )
+    outcomes = [
+        ExpectationOutcome(specs["expect_column_values_to_be_unique(event_id)"], False, (0, 1)),
+        ExpectationOutcome(specs["expect_column_values_to_not_be_null(event_id)"], False, (2,)),
+        ExpectationOutcome(specs["expect_column_values_to_be_in_set(event_type)"], False, (2,)),
+        ExpectationOutcome(specs["expect_column_values_to_not_be_null(user_id)"], True, ()),
+    ]
+    rejected_at = datetime(2026, 11, 26, 6, tzinfo=UTC)
+    table = rejected_rows(rows, outcomes, rejected_at)
+    assert table.schema == REJECTED_ROWS.arrow_schema
+    got = table.select(["kafka_offset", "failed_expectation", "detail"]).to_pylist()
+    assert got == [
+        {
+            "kafka_offset": 10,
+            "failed_expectation": "expect_column_values_to_be_unique(event_id)",
+            "detail": "event_id='a'",
+        },
+        {
+            "kafka_offset": 11,
+            "failed_expectation": "expect_column_values_to_be_unique(event_id)",
+            "detail": "event_id='a'",
+        },
+        {
+            "kafka_offset": 12,
+            "failed_expectation": "expect_column_values_to_not_be_null(event_id)",
+            "detail": "event_id=None",
+        },
+        {
+            "kafka_offset": 12,
+            "failed_expectation": "expect_column_values_to_be_in_set(event_type)",
+            "detail": "event_type='bogus'",
+        },
+    ]
+    raw = orjson.loads(table.column("raw_json")[3].as_py())
+    assert raw["event_type"] == "bogus" and raw["partition_hour"] == "2026-11-26T03:00:00Z"
+    assert set(table.column("rejected_at").to_pylist()) == {rejected_at}
+    assert failing_row_count(outcomes) == 3
