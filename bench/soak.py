@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +42,7 @@ from bench.collector_bench import WRITE_KEY, start_collector
 from bench.consumer_bench import private_redis, private_topics
 from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
 from clickpulse.stack.processes import log_tail
-from streaming.kafka_io import group_lag
+from streaming.kafka_io import group_lag, wait_caught_up
 from streaming.keyspace import Keyspace, read_global
 from streaming.redis_conn import RedisRouter
 from streaming.sdk import ClickPulseClient
@@ -161,6 +161,13 @@ class Pipeline:
         s = self.settings
         return group_lag(s.kafka_bootstrap_servers, s.consumer_group, s.topic_raw)
 
+    def drain(self, timeout_s: float) -> None:
+        """Everything the SDK queued is answered, and the consumer committed all of clicks.raw."""
+        if not self.client.flush(timeout_s):
+            raise RuntimeError(f"the SDK could not deliver everything: {self.client.stats}")
+        s = self.settings
+        wait_caught_up(s.kafka_bootstrap_servers, s.consumer_group, s.topic_raw, timeout_s)
+
     def answered(self) -> int:
         return self.client.stats["sent"]
 
@@ -206,15 +213,6 @@ def stop_processes(*procs: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def ramp(pipe: Pipeline, load: Load, config: SoakConfig) -> list[Step]:
@@ -379,28 +377,24 @@ def main() -> int:
         try:
             load.start()
             load.rate = 100.0
-            router = RedisRouter.from_settings(settings)
-            ks = Keyspace.from_settings(settings)
-            wait_for(
-                lambda: read_global(router, keyspace=ks)["totals"]["events"] > 0, 120, "the first counts"
-            )
+            time.sleep(5)  # warm-up: the consumer joins its group, the collector its producer
+            pipe.drain(120)
             steps = ramp(pipe, load, config)
             sustained = [s.offered for s in steps if s.sustained]
             maximum = sustained[-1] if sustained else steps[0].answered
             load.rate = 0.0
-            wait_for(lambda: pipe.lag() < max(1000.0, maximum), 300, "the ramp's backlog to drain")
+            pipe.drain(300)  # the ramp's backlog
             rate = maximum / 2
             logger.info(
                 "sustainable maximum %.0f records/s; soaking %.0f s at %.0f/s", maximum, config.seconds, rate
             )
             samples = soak(pipe, load, rate, config)
             load.stop()
-            if not client.flush(300):
-                raise RuntimeError(f"the SDK could not deliver everything: {client.stats}")
-            wait_for(lambda: pipe.lag() == 0, 300, "the consumer to drain")
-            time.sleep(2)
-            counted = int(read_global(router, keyspace=ks)["totals"]["events"]), simulator.truth.valid
+            pipe.drain(300)
+            router = RedisRouter.from_settings(settings)
+            counted = int(read_global(router, keyspace=Keyspace.from_settings(settings))["totals"]["events"])
             router.close()
+            truth = simulator.truth.valid
         finally:
             try:
                 load.stop()
@@ -408,11 +402,11 @@ def main() -> int:
             finally:
                 stop_processes(consumer, collector)
     checks = verdict(samples, rate, config)
-    text = report(config, steps, rate, samples, checks, counted)
+    text = report(config, steps, rate, samples, checks, (counted, truth))
     RESULTS.write_text(text)
     print(text)
     print(f"written to {RESULTS}; process logs in {logs}")
-    return 0 if all(c.passed for c in checks) and counted[0] == counted[1] else 1
+    return 0 if all(c.passed for c in checks) and counted == truth else 1
 
 
 if __name__ == "__main__":
