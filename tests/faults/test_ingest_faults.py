@@ -102,7 +102,7 @@ def private(own_stack: Settings) -> Iterator[Private]:
 
 
 class Chaos:
-    """The faults, each injected only after the consumer counted something since the previous one."""
+    """The faults, each injected only after the consumer counted something since the previous one ended."""
 
     def __init__(self, stack: Settings, settings: Settings, collector: Collector, log: Path) -> None:
         self.stack = stack
@@ -128,7 +128,8 @@ class Chaos:
         assert self.consumer.poll() is None, f"the consumer died by itself:\n{log_tail(self.log, 60)}"
 
     def wait_for_progress(self) -> None:
-        """The consumer counted more events than before the previous fault (so it runs and owns work)."""
+        """The consumer counted more events than when the previous fault ended (so it runs, owns
+        partitions and has work)."""
         before = self._counted_before
 
         def progressed() -> bool:
@@ -136,12 +137,12 @@ class Chaos:
             return counted(self.router, self.keyspace) > before
 
         wait_until(progressed, 180, "the consumer counting more events")
-        self._counted_before = counted(self.router, self.keyspace)
 
     def inject(self, fault: str) -> None:
         began = time.monotonic()
         self.wait_for_progress()
         {"kill": self.kill_consumer, "kafka": self.restart_kafka, "redis": self.restart_redis}[fault]()
+        self._counted_before = counted(self.router, self.keyspace)
         self.timings.append(f"{fault} {time.monotonic() - began:.1f}s")
 
     def kill_consumer(self) -> None:
