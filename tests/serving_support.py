@@ -79,9 +79,10 @@ def cleanup(private: Private) -> None:
             client.unlink(*batch)
     finally:
         client.close()
-    AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).delete_topics(
-        list(private.topics), operation_timeout=10
-    )
+    # keep the client until the futures resolve: a dropped AdminClient cancels the deletion
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for future in admin.delete_topics(list(private.topics), operation_timeout=10).values():
+        future.result(timeout=30)
 
 
 class ConsumerThread:
