@@ -162,7 +162,76 @@ class Settings(BaseSettings):
     profile_ttl_days: int = Field(30, alias="CLICKPULSE_PROFILE_TTL_DAYS", ge=1)
     profile_recent_videos: int = Field(50, alias="CLICKPULSE_PROFILE_RECENT_VIDEOS", ge=1)
 
+    # Recommendations: training weights and decay, evaluation gate, publishing, serving blend.
+    recs_weight_impression: float = Field(
+        0.1, alias="CLICKPULSE_RECS_WEIGHT_IMPRESSION", ge=0, description="Training weight of an impression."
+    )
+    recs_weight_click: float = Field(1.0, alias="CLICKPULSE_RECS_WEIGHT_CLICK", gt=0)
+    recs_weight_conversion: float = Field(3.0, alias="CLICKPULSE_RECS_WEIGHT_CONVERSION", gt=0)
+    recs_half_life_days: float = Field(
+        14.0, alias="CLICKPULSE_RECS_HALF_LIFE_DAYS", gt=0, description="Time decay of training weights."
+    )
+    recs_training_days: int = Field(
+        90, alias="CLICKPULSE_RECS_TRAINING_DAYS", ge=1, description="Interactions read from the mart."
+    )
+    recs_holdout_share: float = Field(
+        0.2, alias="CLICKPULSE_RECS_HOLDOUT_SHARE", gt=0, lt=1, description="Latest share held out."
+    )
+    recs_top_n: int = Field(40, alias="CLICKPULSE_RECS_TOP_N", ge=1, le=500)
+    recs_similar_k: int = Field(20, alias="CLICKPULSE_RECS_SIMILAR_K", ge=1, le=500)
+    recs_ndcg_gate_factor: float = Field(
+        1.1,
+        alias="CLICKPULSE_RECS_NDCG_GATE_FACTOR",
+        gt=0,
+        description="Publish only when the chosen model's NDCG@10 >= this factor x popularity's.",
+    )
+    recs_als_factors: int = Field(64, alias="CLICKPULSE_RECS_ALS_FACTORS", ge=2)
+    recs_als_iterations: int = Field(15, alias="CLICKPULSE_RECS_ALS_ITERATIONS", ge=1)
+    recs_als_regularization: float = Field(0.05, alias="CLICKPULSE_RECS_ALS_REGULARIZATION", ge=0)
+    recs_als_alpha: float = Field(10.0, alias="CLICKPULSE_RECS_ALS_ALPHA", gt=0)
+    recs_num_threads: int = Field(2, alias="CLICKPULSE_RECS_NUM_THREADS", ge=1)
+    recs_version_ttl_hours: int = Field(
+        72,
+        alias="CLICKPULSE_RECS_VERSION_TTL_HOURS",
+        ge=1,
+        description="Lists of a published version expire this long after publishing (retrain more often).",
+    )
+    recs_ab_share: float = Field(
+        0.0,
+        alias="CLICKPULSE_RECS_AB_SHARE",
+        ge=0,
+        le=1,
+        description="Share of users (by a stable hash) served the previous version instead of the current.",
+    )
+    recs_realtime_recent: int = Field(
+        5, alias="CLICKPULSE_RECS_REALTIME_RECENT", ge=0, description="Recent clicks blended at request time."
+    )
+    recs_realtime_weight: float = Field(1.0, alias="CLICKPULSE_RECS_REALTIME_WEIGHT", ge=0)
+
     redis_maxmemory: str = Field("2gb", alias="CLICKPULSE_REDIS_MAXMEMORY")
+
+    # Security (README, "Security").
+    redis_acl: bool = Field(
+        False,
+        alias="CLICKPULSE_REDIS_ACL",
+        description="Redis ACL users per role, default user disabled; production should turn it on.",
+    )
+    redis_acl_secrets_file: Path | None = Field(
+        None,
+        alias="CLICKPULSE_REDIS_ACL_SECRETS",
+        description="Generated role passwords (0600); <data dir>/redis/acl-secrets.json if unset.",
+    )
+    redis_password_admin: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_ADMIN")
+    redis_password_consumer: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_CONSUMER")
+    redis_password_api: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_API")
+    redis_password_publisher: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_PUBLISHER")
+    redis_password_bridge: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_BRIDGE")
+    redis_password_ingest: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_INGEST")
+    pseudonymize_key: SecretStr | None = Field(
+        None,
+        alias="CLICKPULSE_PSEUDONYMIZE_KEY",
+        description="HMAC key: the collector and the bridge replace user_id by u_<HMAC-SHA256>; unset = off.",
+    )
     stack_start_timeout_s: float = Field(120.0, alias="CLICKPULSE_STACK_START_TIMEOUT_S")
 
     data_dir: Path = Field(PROJECT_ROOT / ".data", alias="CLICKPULSE_DATA_DIR")
@@ -216,6 +285,15 @@ class Settings(BaseSettings):
     @classmethod
     def _under_project_root(cls, value: Path) -> Path:
         return value if value.is_absolute() else PROJECT_ROOT / value
+
+    def redis_passwords(self) -> dict[str, SecretStr | None]:
+        """Role -> password set in the environment (``CLICKPULSE_REDIS_PASSWORD_<ROLE>``)."""
+        prefix = "redis_password_"
+        return {
+            name[len(prefix) :]: getattr(self, name)
+            for name in type(self).model_fields
+            if name.startswith(prefix)
+        }
 
     @property
     def write_key_set(self) -> frozenset[str]:

@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,16 +78,46 @@ def _materialize(start: datetime, end: datetime, log_dir: Path) -> bool:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / "dagster-runs.log"
     typer.echo(f"  (run output in {log_file})")
-    with open(log_file, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        runs = materialize_history(start, end)
-    for name, result in (
-        ("refresh_dimensions", runs.dimensions),
-        ("hourly_export", runs.export),
-        ("marts", runs.marts),
+    with (
+        open(log_file, "a") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+        _terminal_warnings_only(),
     ):
-        typer.echo(f"  {name:<20} {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
+        runs = materialize_history(start, end)
+        retrain = _retrain() if runs.success else None
+    results = [("refresh_dimensions", runs.dimensions), ("hourly_export", runs.export), ("marts", runs.marts)]
+    if retrain is not None:
+        results.append(("retrain_recommendations", retrain))
+    for name, result in results:
+        typer.echo(f"  {name:<24} {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
     typer.echo(f"  took {time.monotonic() - began:.0f}s")
-    return runs.success
+    return all(result.success for _, result in results)
+
+
+@contextlib.contextmanager
+def _terminal_warnings_only() -> Iterator[None]:
+    """Dagster, dbt and Great Expectations log a lot at INFO; the terminal keeps only warnings."""
+    handlers = logging.getLogger().handlers
+    levels = [handler.level for handler in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
+def _retrain() -> Any:
+    """Train, evaluate and publish recommendations (the job the daily schedule runs after the marts)."""
+    import dagster as dg
+
+    from orchestration.definitions import build_defs
+
+    with dg.DagsterInstance.get() as instance:
+        job = build_defs().resolve_job_def("retrain_recommendations")
+        return job.execute_in_process(instance=instance, raise_on_error=False)
 
 
 def _get(client: httpx.Client, path: str) -> Any:
@@ -121,11 +152,12 @@ def _summary(settings: Settings) -> None:
 
 
 def _print_recommendations(client: httpx.Client, settings: Settings) -> None:
-    users_csv = settings.dimensions_dir / "user_profiles.csv"
-    if not users_csv.exists():
+    truth = _history_state(settings).with_name("truth.json")
+    if not truth.exists():
         return
-    user_ids = [line.split(",", 1)[0] for line in users_csv.read_text().splitlines()[1:4]]
-    for user_id in user_ids:
+    users = json.loads(truth.read_text()).get("users", {})
+    busiest = sorted(users, key=lambda user: -int(users[user]))
+    for user_id in busiest[:3]:
         response = client.get(f"/v1/recommendations/{user_id}?k=3")
         if response.status_code == 404:
             return

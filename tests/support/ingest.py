@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -110,3 +110,20 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
         return records
     finally:
         consumer.close()
+
+
+def forward_through_bridge(
+    bridge: Any, publish: Callable[[str, bytes], int], messages: Sequence[bytes], deliveries: int
+) -> None:
+    """Start a ``RedisBridge``, publish ``messages`` on its channel once it subscribed (each must reach
+    exactly one subscriber: this bridge), wait until Kafka confirmed ``deliveries`` records, stop it."""
+    bridge.start()
+    try:
+        assert bridge.ready.wait(10), "the bridge did not subscribe"
+        for message in messages:
+            assert publish(bridge.channel, message) == 1
+        deadline = time.monotonic() + 10
+        while bridge.stats["delivered"] < deliveries and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        bridge.stop()

@@ -1,0 +1,87 @@
+"""``GET /v1/recommendations/{user_id}?k=N``: the precomputed list blended with the user's recent clicks.
+
+The API includes ``router`` with its read-key dependency, like its other routes::
+
+    app.include_router(recommendations.router, dependencies=protected)
+
+The reader is built on first use from the API's state (its ``RedisRouter``, settings and keyspace), so it
+shares the process's Redis pools; ``install`` sets one explicitly (tools, other apps). Redis errors
+propagate to the API's handler (503 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, Field
+
+from clickpulse.settings import Settings
+from streaming.recommendations.reader import RecommendationReader
+from streaming.redis_conn import RedisRouter
+
+logger = logging.getLogger(__name__)
+
+MAX_K = 100
+
+router = APIRouter(tags=["recommendations"])
+
+
+class RecommendedItem(BaseModel):
+    video_id: str
+    score: float = Field(description="Blend score: higher is better; comparable within one response.")
+    reason: str = Field(
+        description='"because you watched <video_id>", "recommended for you" or "popular now".'
+    )
+
+
+class RecommendationsResponse(BaseModel):
+    user_id: str
+    model_version: str | None = Field(
+        description="The published model version the list comes from (the user's A/B arm); null before the "
+        "first publish."
+    )
+    items: list[RecommendedItem]
+
+
+def install(app: FastAPI, redis_router: RedisRouter, settings: Settings) -> RecommendationReader:
+    """Attach a reader built on ``redis_router`` (the process's pools) to ``app.state``."""
+    reader = RecommendationReader.from_settings(redis_router, settings)
+    app.state.recommendation_reader = reader
+    return reader
+
+
+def _from_api_state(api: Any) -> RecommendationReader:
+    reader = RecommendationReader.from_settings(api.redis(), api.settings)
+    if reader.keyspace != api.keyspace:
+        reader.keyspace = api.keyspace
+    return reader
+
+
+def get_reader(request: Request) -> RecommendationReader:
+    """The process's reader: installed, or built once from the API's state (``serving.state.ApiState``)."""
+    reader: RecommendationReader | None = getattr(request.app.state, "recommendation_reader", None)
+    if reader is None:
+        api = getattr(request.app.state, "api", None)
+        if api is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendations are not configured")
+        reader = _from_api_state(api)  # holds no connections of its own: a second one would be harmless
+        request.app.state.recommendation_reader = reader
+    return reader
+
+
+@router.get(
+    "/v1/recommendations/{user_id}",
+    response_model=RecommendationsResponse,
+    summary="Personalised recommendations for one user",
+)
+def get_recommendations(
+    user_id: Annotated[str, Path(min_length=1, max_length=256)],
+    reader: Annotated[RecommendationReader, Depends(get_reader)],
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
+) -> RecommendationsResponse:
+    """The served model version's precomputed list, blended with neighbours of the user's recent clicks,
+    watched videos removed; users without history get what is trending now. Each item has a reason."""
+    result = reader.recommend(user_id, k)
+    return RecommendationsResponse.model_validate(result.as_dict())

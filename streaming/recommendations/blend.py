@@ -1,0 +1,106 @@
+"""The request-time blend: precomputed list + neighbours of recent clicks + what is popular now.
+
+Pure (no Redis, no clock), so the API and the real-time next-up push rank with the same code and a
+unit test can pin every rule:
+
+- each source is scaled to [0, 1] within itself (precomputed and popular by rank, because ALS and
+  item-item scores are not comparable across models; neighbours by cosine relative to the anchor's best
+  neighbour) and weighted by ``BlendWeights``;
+- the n-th most recent click counts ``recency_decay ** n``, so the latest click steers the next-up row;
+- a video's score is the sum of its contributions; its reason is the largest one: "because you watched
+  <anchor>", "recommended for you" or "popular now";
+- watched videos (the recent clicks and anything else in ``watched``) are never returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+REASON_PERSONAL: Final = "recommended for you"
+REASON_POPULAR: Final = "popular now"
+_PERSONAL: Final = "\x00personal"
+_POPULAR: Final = "\x00popular"
+
+
+def because(video_id: str) -> str:
+    return f"because you watched {video_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class BlendWeights:
+    precomputed: float = 1.0
+    realtime: float = 1.0
+    popular: float = 0.1
+    recency_decay: float = 0.6
+    anchors: int = 5  # recent clicks whose neighbours are blended in
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredItem:
+    video_id: str
+    score: float
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"video_id": self.video_id, "score": self.score, "reason": self.reason}
+
+
+def _by_rank(items: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    n = len(items)
+    return [(video_id, 1.0 - rank / n) for rank, (video_id, _) in enumerate(items)]
+
+
+def blend(
+    *,
+    k: int,
+    precomputed: Sequence[tuple[str, float]] = (),
+    recent: Sequence[str] = (),
+    similar: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+    popular: Sequence[tuple[str, float]] = (),
+    watched: Collection[str] = (),
+    weights: BlendWeights | None = None,
+) -> list[ScoredItem]:
+    """The top ``k`` videos for one user. ``recent`` is newest first; ``similar`` maps a video to its
+    neighbours (video, cosine) best first."""
+    w = weights or BlendWeights()
+    similar = similar or {}
+    excluded = set(watched) | set(recent)
+    parts: dict[str, dict[str, float]] = {}
+
+    def add(video_id: str, source: str, value: float) -> None:
+        if value <= 0 or video_id in excluded:
+            return
+        bucket = parts.setdefault(video_id, {})
+        bucket[source] = bucket.get(source, 0.0) + value
+
+    for video_id, value in _by_rank(precomputed):
+        add(video_id, _PERSONAL, w.precomputed * value)
+    anchors = list(dict.fromkeys(recent))[: w.anchors]
+    for position, anchor in enumerate(anchors):
+        neighbours = similar.get(anchor) or ()
+        best = max((s for _, s in neighbours), default=0.0)
+        if best <= 0:
+            continue
+        decay = w.realtime * w.recency_decay**position
+        for video_id, sim in neighbours:
+            add(video_id, anchor, decay * sim / best)
+    for video_id, value in _by_rank(popular):
+        add(video_id, _POPULAR, w.popular * value)
+
+    ranked = sorted(
+        ((sum(p.values()), video_id) for video_id, p in parts.items()), key=lambda t: (-t[0], t[1])
+    )
+    out = []
+    for total, video_id in ranked[:k]:
+        source = max(parts[video_id].items(), key=lambda kv: (kv[1], kv[0]))[0]
+        reason = (
+            REASON_PERSONAL
+            if source == _PERSONAL
+            else REASON_POPULAR
+            if source == _POPULAR
+            else because(source)
+        )
+        out.append(ScoredItem(video_id, round(total, 4), reason))
+    return out

@@ -1,0 +1,210 @@
+"""Read what a request (or a next-up push) needs from Redis in two round trips, then blend.
+
+Round 1: the version pointer (one MGET in the ``{recs}`` slot), each user's recent clicks (the
+consumer's ``user_recent`` lists) and the live trending top. Round 2, under the version resolved in
+round 1: each user's precomputed list, the similar-items lists of their recent clicks and the version's
+popular list. A version is resolved once per call and every list is read under it, so a response never
+mixes two versions, even while a new one is being published.
+
+A/B split: with ``ab_share`` > 0, a stable hash of the user id sends that share of users to the previous
+version (when one exists), so two versions are served side by side and ``model_version`` tells them apart
+in the impressions and clicks the player reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from clickpulse.settings import Settings
+from streaming.keyspace import Keyspace, trending_scale
+from streaming.recommendations.blend import BlendWeights, ScoredItem, blend
+from streaming.recommendations.keys import recs_previous, video_similar
+from streaming.recommendations.store import Pointer, as_text, decode_list
+from streaming.redis_conn import Family, RedisClient, RedisRouter
+
+logger = logging.getLogger(__name__)
+
+_HASH_SPACE: Final = float(2**64)
+ARM_CURRENT: Final = "current"
+ARM_PREVIOUS: Final = "previous"
+
+
+def ab_bucket(user_id: str) -> float:
+    """A user's stable position in [0, 1): the same on every process and every day."""
+    digest = hashlib.blake2b(user_id.encode(), digest_size=8, person=b"cp-recs-ab").digest()
+    return int.from_bytes(digest, "big") / _HASH_SPACE
+
+
+def serve_version(user_id: str, pointer: Pointer, ab_share: float) -> tuple[str | None, str]:
+    """(version, arm) for a user: the previous version for the ``ab_share`` of users the hash selects."""
+    if ab_share > 0 and pointer.previous and ab_bucket(user_id) < ab_share:
+        return pointer.previous, ARM_PREVIOUS
+    return pointer.current, ARM_CURRENT
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    user_id: str
+    model_version: str | None
+    items: list[ScoredItem]
+    arm: str = ARM_CURRENT
+    sources: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "model_version": self.model_version,
+            "items": [item.as_dict() for item in self.items],
+        }
+
+
+class _Round:
+    """Commands for several clients, one pipeline each, replies in the order they were added."""
+
+    def __init__(self, router: RedisRouter) -> None:
+        self._router = router
+        self._pipes: dict[int, tuple[Any, list[int]]] = {}
+        self._count = 0
+
+    def add(self, family: Family, method: str, *args: Any, **kwargs: Any) -> int:
+        """Queue ``pipeline.<method>(*args, **kwargs)`` on the family's client; returns the reply index."""
+        client = self._router.client(family)
+        entry = self._pipes.get(id(client))
+        if entry is None:
+            entry = self._pipes[id(client)] = (client.pipeline(transaction=False), [])
+        getattr(entry[0], method)(*args, **kwargs)
+        entry[1].append(self._count)
+        self._count += 1
+        return self._count - 1
+
+    def execute(self) -> list[Any]:
+        replies: list[Any] = [None] * self._count
+        for pipe, slots in self._pipes.values():
+            for slot, reply in zip(slots, pipe.execute(), strict=True):
+                replies[slot] = reply
+        return replies
+
+
+class RecommendationReader:
+    """Serving-side reads for the API and the next-up push; one instance per process."""
+
+    def __init__(
+        self,
+        router: RedisRouter,
+        keyspace: Keyspace,
+        *,
+        weights: BlendWeights | None = None,
+        ab_share: float = 0.0,
+        trending_n: int = 50,
+    ) -> None:
+        self.router = router
+        self.keyspace = keyspace
+        self.weights = weights or BlendWeights()
+        self.ab_share = ab_share
+        self.trending_n = trending_n
+
+    @classmethod
+    def from_settings(cls, router: RedisRouter, settings: Settings) -> RecommendationReader:
+        return cls(
+            router,
+            Keyspace.from_settings(settings),
+            weights=BlendWeights(
+                realtime=settings.recs_realtime_weight, anchors=settings.recs_realtime_recent
+            ),
+            ab_share=settings.recs_ab_share,
+        )
+
+    @classmethod
+    def single(cls, client: RedisClient, keyspace: Keyspace, **kwargs: Any) -> RecommendationReader:
+        return cls(RedisRouter.single(client), keyspace, **kwargs)
+
+    def recommend(self, user_id: str, k: int) -> Recommendations:
+        return self.recommend_many([user_id], k)[0]
+
+    def recommend_many(
+        self, user_ids: Sequence[str], k: int, *, just_clicked: Mapping[str, Sequence[str]] | None = None
+    ) -> list[Recommendations]:
+        """Blended top ``k`` for each user. ``just_clicked`` (newest first) is put ahead of the stored recent
+        clicks, for a push that should not depend on the profile write having landed."""
+        ks = self.keyspace
+        just_clicked = just_clicked or {}
+        first = _Round(self.router)
+        # MGET through execute_command: a ClusterPipeline refuses mget(), and both keys share {recs}.
+        pointer_at = first.add(Family.RECS, "execute_command", "MGET", ks.recs_current(), recs_previous(ks))
+        recent_at = [first.add(Family.PROFILES, "lrange", ks.user_recent(u), 0, -1) for u in user_ids]
+        meta_at = first.add(Family.LIVE, "hgetall", ks.trending_meta())
+        top_at = first.add(Family.LIVE, "zrevrange", ks.trending(), 0, self.trending_n - 1, withscores=True)
+        replies = first.execute()
+        current, previous = (as_text(v) for v in replies[pointer_at])
+        pointer = Pointer(current, previous)
+        scale = trending_scale(replies[meta_at] or {}, time.time())
+        trending = [(str(as_text(m)), float(s) * scale) for m, s in replies[top_at] or []]
+
+        plans = []
+        for user_id, at in zip(user_ids, recent_at, strict=True):
+            stored = [str(as_text(v)) for v in replies[at] or []]
+            recent = list(dict.fromkeys([*just_clicked.get(user_id, ()), *stored]))
+            version, arm = serve_version(user_id, pointer, self.ab_share)
+            plans.append((user_id, version, arm, recent))
+
+        second = _Round(self.router)
+        lists_at: list[int | None] = []
+        similar_at: dict[tuple[str, str], int] = {}
+        popular_at: dict[str, int] = {}
+        for user_id, version, _arm, recent in plans:
+            if version is None:
+                lists_at.append(None)
+                continue
+            lists_at.append(second.add(Family.RECS, "get", ks.user_recommendations(user_id, version)))
+            for anchor in recent[: self.weights.anchors]:
+                if (anchor, version) not in similar_at:
+                    similar_at[(anchor, version)] = second.add(
+                        Family.RECS, "get", video_similar(ks, anchor, version)
+                    )
+            if version not in popular_at:
+                popular_at[version] = second.add(Family.RECS, "get", ks.recs_popular(version))
+        data = second.execute()
+
+        out = []
+        for (user_id, version, arm, recent), list_at in zip(plans, lists_at, strict=True):
+            precomputed = _items(data[list_at], version) if list_at is not None else []
+            similar = {
+                anchor: _items(data[similar_at[(anchor, version)]], version)
+                for anchor in recent[: self.weights.anchors]
+                if version is not None and (anchor, version) in similar_at
+            }
+            popular: list[tuple[str, float]] = trending
+            if not popular and version is not None:
+                popular = _items(data[popular_at[version]], version)
+            items = blend(
+                k=k,
+                precomputed=precomputed,
+                recent=recent,
+                similar=similar,
+                popular=popular,
+                weights=self.weights,
+            )
+            sources = {
+                "precomputed": len(precomputed),
+                "recent": len(recent),
+                "neighbour_lists": sum(1 for v in similar.values() if v),
+                "popular": len(popular),
+            }
+            out.append(Recommendations(user_id, version, items, arm, sources))
+        return out
+
+
+def _items(raw: Any, version: str | None) -> list[tuple[str, float]]:
+    decoded = decode_list(raw)
+    if decoded is None:
+        return []
+    tag, items = decoded
+    if tag != version:  # never serve a list under another version's name
+        logger.warning("list tagged %s read under version %s; ignored", tag, version)
+        return []
+    return items

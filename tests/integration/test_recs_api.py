@@ -1,0 +1,154 @@
+"""``GET /v1/recommendations/{user_id}`` and the next-up push, against the real Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+import redis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from clickpulse.settings import Settings
+from streaming.consumer import UserClicks
+from streaming.keyspace import Keyspace
+from streaming.recommendations.blend import REASON_PERSONAL, REASON_POPULAR, because
+from streaming.recommendations.next_up import NextUpPublisher
+from streaming.recommendations.reader import RecommendationReader, ab_bucket
+from streaming.recommendations.store import RecsStore
+from streaming.redis_conn import RedisRouter, connect
+from tests.integration.recs_support import api_app, delete_prefix
+
+KEY = "test-read-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+TRENDING = {"t1": 50.0, "t2": 40.0, "t3": 30.0, "t4": 20.0, "t5": 10.0}
+
+
+@dataclass
+class Env:
+    client: TestClient
+    app: FastAPI
+    store: RecsStore
+    keyspace: Keyspace
+    settings: Settings
+    redis: redis.Redis
+
+
+@pytest.fixture
+def env(settings: Settings, redis_url: str, unique_name: Callable[[str], str]) -> Iterator[Env]:
+    prefix = unique_name("recs")
+    own = settings.model_copy(
+        update={"redis_prefix": prefix, "live_channel_prefix": prefix, "read_keys": SecretStr(f"other,{KEY}")}
+    )
+    rc = connect(redis_url)
+    ks = Keyspace.from_settings(own)
+    app = api_app(own, RedisRouter.single(rc))
+    store = RecsStore(rc, ks, ttl_s=600)
+    rc.zadd(ks.trending(), TRENDING)  # what the consumer keeps; no trending_meta = no decay
+    with TestClient(app) as client:
+        yield Env(client, app, store, ks, own, rc)  # type: ignore[arg-type]
+    delete_prefix(rc, prefix)
+    rc.close()
+
+
+def publish_small(store: RecsStore, version: str) -> None:
+    store.publish(
+        version,
+        [("alice", [("a1", 0.9), ("a2", 0.8), ("a3", 0.7), ("w1", 0.6)]), ("bob", [("b1", 1.0)])],
+        [("w1", [("n1", 0.8), ("n2", 0.4)]), ("w2", [("n3", 0.5)]), ("b1", [("a1", 0.3)])],
+        [("p1", 100.0), ("p2", 50.0)],
+    )
+
+
+def test_read_keys_and_parameters_are_checked(env: Env) -> None:
+    assert env.client.get("/v1/recommendations/alice").status_code == 401
+    assert (
+        env.client.get("/v1/recommendations/alice", headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
+    assert env.client.get("/v1/recommendations/alice", headers={"Authorization": KEY}).status_code == 401
+    assert env.client.get("/v1/recommendations/alice?k=0", headers=AUTH).status_code == 422
+    assert env.client.get("/v1/recommendations/alice?k=101", headers=AUTH).status_code == 422
+    assert env.client.get("/v1/recommendations/alice?k=x", headers=AUTH).status_code == 422
+
+
+def test_before_any_publish_everyone_gets_trending(env: Env) -> None:
+    body = env.client.get("/v1/recommendations/alice?k=3", headers=AUTH).json()
+    assert body == {
+        "user_id": "alice",
+        "model_version": None,
+        "items": [
+            {"video_id": v, "score": pytest.approx(s), "reason": REASON_POPULAR}
+            for v, s in [("t1", 0.1), ("t2", 0.08), ("t3", 0.06)]
+        ],
+    }
+
+
+def test_cold_start_user_is_served_from_trending(env: Env) -> None:
+    publish_small(env.store, "m-1")
+    body = env.client.get("/v1/recommendations/newcomer?k=4", headers=AUTH).json()
+    assert body["model_version"] == "m-1"
+    expected = sorted(TRENDING, key=lambda v: -TRENDING[v])[:4]
+    assert [i["video_id"] for i in body["items"]] == expected
+    assert {i["reason"] for i in body["items"]} == {REASON_POPULAR}
+
+
+def test_blend_of_precomputed_list_and_recent_clicks(env: Env) -> None:
+    publish_small(env.store, "m-1")
+    env.redis.rpush(env.keyspace.user_recent("alice"), "w1", "w2")  # newest first, as the consumer keeps it
+    body = env.client.get("/v1/recommendations/alice?k=6", headers=AUTH).json()
+    assert body["user_id"] == "alice" and body["model_version"] == "m-1"
+    items = {i["video_id"]: i for i in body["items"]}
+    assert len(body["items"]) == 6
+    assert "w1" not in items and "w2" not in items, "watched videos are removed, even from the stored list"
+    assert items["n1"]["reason"] == because("w1")
+    assert items["a1"]["reason"] == REASON_PERSONAL
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["items"][0]["video_id"] in {"a1", "n1"}
+
+
+def test_ab_split_serves_the_previous_version_to_its_share(env: Env) -> None:
+    publish_small(env.store, "m-1")
+    publish_small(env.store, "m-2")
+    reader = RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings)
+    reader.ab_share = 0.5
+    env.app.state.recommendation_reader = reader
+    users = [f"user-{i}" for i in range(40)]
+    served = {
+        u: env.client.get(f"/v1/recommendations/{u}", headers=AUTH).json()["model_version"] for u in users
+    }
+    assert served == {u: "m-1" if ab_bucket(u) < 0.5 else "m-2" for u in users}
+    assert set(served.values()) == {"m-1", "m-2"}
+
+
+def test_next_up_is_pushed_within_a_second_of_the_hook(env: Env, redis_url: str) -> None:
+    publish_small(env.store, "m-1")
+    reader = RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings)
+    hook = NextUpPublisher(reader, k=3)
+    listener = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(env.keyspace.channel_user("alice"))
+    time.sleep(0.1)
+    click = {"video_id": "w1", "button_id": "play", "event_time": "2024-05-01T00:00:00Z"}
+    began = time.monotonic()
+    hook([UserClicks("alice", (click,))])
+    message = None
+    while message is None and time.monotonic() - began < 1.0:
+        message = listener.get_message(timeout=0.05)
+    elapsed = time.monotonic() - began
+    listener.close()
+    assert message is not None, "no next_up message within a second"
+    body = orjson.loads(message["data"])
+    assert body["type"] == "next_up" and body["user_id"] == "alice" and body["after"] == "w1"
+    assert body["model_version"] == "m-1"
+    # the click's best neighbour ties with the head of the stored list (both 1.0); ties go by video id
+    assert body["items"][:2] == [
+        {"video_id": "a1", "score": 1.0, "reason": REASON_PERSONAL},
+        {"video_id": "n1", "score": 1.0, "reason": because("w1")},
+    ]
+    assert "w1" not in {i["video_id"] for i in body["items"]}
+    assert elapsed < 1.0 and hook.published == 1
