@@ -52,8 +52,11 @@ demo: up ## Start everything, run the main job end to end, print a summary
 bench: up ## Benchmarks: ratios against baselines measured in the same run
 	$(UV) run python -m bench
 
-soak: up ## Long soak: flat lag and memory at half the sustainable rate
+soak: up ## Long soak (flat lag and memory at half the sustainable rate), then the fault test, longer
 	$(UV) run python -m bench.soak
+	CLICKPULSE_FAULTS_EVENTS=$${CLICKPULSE_SOAK_FAULTS_EVENTS:-600000} \
+	CLICKPULSE_FAULTS_SECONDS=$${CLICKPULSE_SOAK_FAULTS_SECONDS:-600} \
+	$(UV) run pytest -s tests/faults/test_ingest_faults.py
 
 docs: install ## dbt docs generate (served by `uv run dbt docs serve --project-dir dbt_project`)
 	cd dbt_project && $(UV) run dbt docs generate --profiles-dir . --project-dir .

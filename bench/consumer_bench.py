@@ -124,9 +124,10 @@ def private_topics(settings: Settings, partitions: int = 6) -> Iterator[Settings
             }
         )
     finally:
-        AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).delete_topics(
-            list(names), operation_timeout=10
-        )
+        # keep the client until the futures resolve: a dropped AdminClient cancels the deletion
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+        for future in admin.delete_topics(list(names), operation_timeout=10).values():
+            future.result(timeout=30)
 
 
 def _simulated(events: int, seed: int, hours: int = 2, users: int = 20_000, videos: int = 2_000) -> Simulator:

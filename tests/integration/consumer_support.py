@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,6 +142,16 @@ def garbage(now_ms: int) -> list[Record]:
         os.urandom(64),
     ]
     return [Record(p, b"bad-u", now_ms) for p in payloads]
+
+
+def traffic(settings: Settings, events: int, seed: int) -> tuple[list[Record], Truth]:
+    """Simulator backfill + hand-made late/current events + garbage, with re-sent duplicates."""
+    now = now_ms()
+    sim_records, truth = simulated(events, seed)
+    extra = handmade(events // 10, seed, now, settings.allowed_lateness_minutes * 60)
+    bad = garbage(now)
+    mixed = sim_records[: len(sim_records) // 2] + bad + extra + sim_records[len(sim_records) // 2 :]
+    return with_duplicates(mixed, 0.02, seed, now), truth
 
 
 @dataclass
@@ -456,6 +466,15 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
     return out
 
 
+def group_assignment(bootstrap: str, group: str) -> list[list[int]]:
+    """The partitions each live member of ``group`` holds now, one sorted list per member."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    return sorted(
+        sorted(tp.partition for tp in member.assignment.topic_partitions) for member in description.members
+    )
+
+
 def reset_group(bootstrap: str, group: str, topic: str) -> None:
     """Rewind the (inactive) group to the first offset of every partition, like a replay."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -530,6 +549,22 @@ def start_consumer_process(
         stdout=handle,
         stderr=subprocess.STDOUT,
     )
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def counted(router: Any, keyspace: Any) -> int:
+    """Events the consumers counted so far (all-time global total)."""
+    from streaming.keyspace import read_global
+
+    return int(read_global(router, keyspace=keyspace)["totals"]["events"])
 
 
 def now_ms() -> int:

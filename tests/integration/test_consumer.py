@@ -8,9 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -28,7 +26,7 @@ from streaming.dlq import (
 )
 from streaming.kafka_io import committed_offsets as committed
 from streaming.kafka_io import wait_caught_up
-from streaming.keyspace import Keyspace, read_global, write_user_attributes
+from streaming.keyspace import Keyspace, write_user_attributes
 from streaming.redis_conn import Family, RedisRouter
 from tests.integration.consumer_support import (
     Expected,
@@ -36,16 +34,16 @@ from tests.integration.consumer_support import (
     compare,
     compare_with_simulator_truth,
     consumer_env,
-    garbage,
+    counted,
     handmade,
     now_ms,
     produce,
     read_topic,
     redis_state,
     reset_group,
-    simulated,
     start_consumer_process,
-    with_duplicates,
+    traffic,
+    wait_until,
 )
 
 
@@ -53,16 +51,6 @@ def run_until(consumer: RealtimeConsumer, records: int, timeout_s: float = 60) -
     deadline = time.monotonic() + timeout_s
     consumer.run(stop_when=lambda s: s.records >= records or time.monotonic() > deadline)
     assert consumer.stats.records >= records, f"consumed {consumer.stats.records} of {records} records"
-
-
-def traffic(settings: Settings, events: int, seed: int) -> tuple[list[Record], Any]:
-    """Simulator backfill + hand-made late/current events + garbage, with re-sent duplicates."""
-    now = now_ms()
-    sim_records, truth = simulated(events, seed)
-    extra = handmade(events // 10, seed, now, settings.allowed_lateness_minutes * 60)
-    bad = garbage(now)
-    mixed = sim_records[: len(sim_records) // 2] + bad + extra + sim_records[len(sim_records) // 2 :]
-    return with_duplicates(mixed, 0.02, seed, now), truth
 
 
 def test_counts_equal_truth_and_replay_changes_nothing(private: Settings) -> None:
@@ -163,19 +151,6 @@ class Feeder(threading.Thread):
         self.done.set()
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _counted(router: RedisRouter, ks: Keyspace) -> int:
-    return int(read_global(router, keyspace=ks)["totals"]["events"])
-
-
 @pytest.mark.parametrize("consumers", [1, 2], ids=["sigkill-restart", "two-consumers-one-killed"])
 def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path, consumers: int) -> None:
     records, _truth = traffic(private, 5000, seed=11 + consumers)
@@ -189,11 +164,11 @@ def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path
     feeder = Feeder(private.kafka_bootstrap_servers, private.topic_raw, records, per_s=1500)
     try:
         feeder.start()
-        _wait_for(lambda: _counted(router, ks) > 800, 60, "the first counts")
+        wait_until(lambda: counted(router, ks) > 800, 60, "the first counts")
         victim = procs[0]
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        assert 0 < _counted(router, ks) < expected.valid, "the kill should land mid-stream"
+        assert 0 < counted(router, ks) < expected.valid, "the kill should land mid-stream"
         if consumers == 1:
             procs.append(start_consumer_process(env, group, batch_size=100, log=log))
         feeder.join(60)
