@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.data/dagster
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status lint format browser test test-js demo bench soak docs clean
+.PHONY: help install up down status lint format browser test test-js demo bench bench-full soak docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,7 +49,10 @@ test: up lint test-js ## Install, start the stack, lint, run the whole suite
 demo: up ## Start everything, run the main job end to end, print a summary
 	$(UV) run clickpulse demo
 
-bench: up ## Benchmarks: ratios against baselines measured in the same run
+bench: up ## Benchmarks (~25 min): ratios against baselines measured in the same run -> bench/results.md
+	CLICKPULSE_BENCH_RECS_SIZES=$${CLICKPULSE_BENCH_RECS_SIZES:-1M} $(UV) run python -m bench
+
+bench-full: up ## Every benchmark at full size (adds the 10M-interaction recs training, ~45 min)
 	$(UV) run python -m bench
 
 soak: up ## Long soak (flat lag and memory at half the sustainable rate), then the fault test, longer

@@ -71,7 +71,8 @@ def _fill(settings: Settings, events: int) -> list[str]:
 
 def _cleanup(settings: Settings) -> None:
     import redis
-    from confluent_kafka.admin import AdminClient
+
+    from clickpulse.stack.topics import delete_topics
 
     client = redis.Redis.from_url(settings.redis_url)
     keys = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
@@ -79,7 +80,7 @@ def _cleanup(settings: Settings) -> None:
         client.unlink(*keys[i : i + 500])
     client.close()
     topics = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]
-    AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).delete_topics(topics)
+    delete_topics(settings.kafka_bootstrap_servers, topics)
 
 
 def _start_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:

@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
 
 from clickpulse.settings import Settings, get_settings
 from clickpulse.stack import redis_server
 from clickpulse.stack.processes import stop
-from clickpulse.stack.topics import ensure_topics
+from clickpulse.stack.topics import delete_topics, ensure_topics
 from streaming.consumer import RealtimeConsumer
 from streaming.contract import decode_and_validate
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
@@ -124,10 +123,7 @@ def private_topics(settings: Settings, partitions: int = 6) -> Iterator[Settings
             }
         )
     finally:
-        # keep the client until the futures resolve: a dropped AdminClient cancels the deletion
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-        for future in admin.delete_topics(list(names), operation_timeout=10).values():
-            future.result(timeout=30)
+        delete_topics(settings.kafka_bootstrap_servers, list(names))
 
 
 def _simulated(events: int, seed: int, hours: int = 2, users: int = 20_000, videos: int = 2_000) -> Simulator:

@@ -30,13 +30,12 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from assets.dbt.project import dbt_project
 from assets.kafka_export.export import export_hour
 from assets.kafka_export.reader import lookup_ranges
 from clickpulse.settings import get_settings
-from clickpulse.stack.topics import ensure_topics
+from clickpulse.stack.topics import delete_topics, ensure_topics
 from orchestration.lake import LakeResource
 from orchestration.warehouse import DuckDBWarehouse
 from streaming.kafka_io import consumer_config, producer_config
@@ -96,7 +95,7 @@ def _topic(bootstrap: str) -> Iterator[str]:
     try:
         yield name
     finally:
-        AdminClient({"bootstrap.servers": bootstrap}).delete_topics([name], operation_timeout=30)
+        delete_topics(bootstrap, [name])
 
 
 def _produce(topic: str, n: int, hour: datetime) -> None:

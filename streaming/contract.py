@@ -262,11 +262,22 @@ _OPTIONAL_FIELDS: Final = tuple(name for name, info in EventV1.model_fields.item
 
 
 def event_to_dict(event: EventV1) -> dict[str, Any]:
-    """The event as JSON-ready values: absent optional fields are left out, extras are kept as sent."""
-    data = event.model_dump()
+    """The event as JSON-ready values: absent optional fields are left out, extras are kept as sent.
+
+    Equal to ``model_dump()`` minus the None optionals (declared fields in order, then the extras), built
+    from the validated attributes directly: the consumer calls it for every enriched record, and
+    pydantic's serializer costs several times more for a model of plain values.
+    """
+    data = dict(event.__dict__)
+    extra = event.__pydantic_extra__
+    if extra:
+        data.update(extra)
     for name in _OPTIONAL_FIELDS:
         if data.get(name) is None:
             data.pop(name, None)
+    properties = data.get("properties")
+    if properties is not None:
+        data["properties"] = dict(properties)
     return data
 
 

@@ -1,4 +1,4 @@
-"""Idempotent creation of the ClickPulse topics."""
+"""Idempotent creation (and, for tests and benchmarks, deletion) of the ClickPulse topics."""
 
 from __future__ import annotations
 
@@ -32,6 +32,28 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
+
+
+def delete_topics(bootstrap: str, names: list[str], timeout_s: float = 30) -> list[str]:
+    """Delete the topics and wait for the broker's answer (a bare ``delete_topics`` call returns futures
+    that a process about to exit never sends); returns the names deleted. Never raises: it cleans up."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    if not names:
+        return []
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deleted = []
+    for name, future in admin.delete_topics(list(names), operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s + 5)
+            deleted.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                logger.warning("topic %s not deleted: %s", name, exc)
+        except Exception as exc:
+            logger.warning("topic %s not deleted: %s", name, exc)
+    return deleted
 
 
 def project_topics(settings: Settings) -> dict[str, int]:

@@ -49,14 +49,9 @@ KIND_CODES = {"click": "c", "impression": "i", "conversion": "v"}
 ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "g", "w", "gw", "u"
 
 
-@dataclass(slots=True)
-class _Row:
-    """One event's arguments for one group (video, user or {global})."""
-
-    base_key: str
-    kind: str
-    args: list[Any]
-    member: CountedEvent | None = None
+# One event's arguments for one group (video, user or {global}): (base key, args, member or None).
+# Plain tuples: a batch builds about three per event.
+_Row = tuple[str, list[Any], CountedEvent | None]
 
 
 @dataclass(slots=True)
@@ -153,9 +148,10 @@ class StateWriter:
         share the Redis); returns the number of duplicates. ``phase_two`` takes the first occurrences."""
         if not events:
             return 0
-        ks = self.keyspace
+        video = self.keyspace.video
         merged = self.merged_windows
         rows: list[_Row] = []
+        append = rows.append
         for e in events:
             ev = e.event
             args = [
@@ -169,12 +165,12 @@ class StateWriter:
                 ev.user_id,
             ]
             if merged and not e.is_late:
-                args.extend(bucket_names(e.event_time_s))
-            rows.append(_Row(ks.video(ev.video_id), "v", args, e))
+                args += bucket_names(e.event_time_s)
+            append((video(ev.video_id), args, e))
         header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
         if merged:
             header.update(self._windows_header, win=True)
-        calls = self._calls(Family.LIVE, "live", ROLE_VIDEOS, rows, header)
+        calls = self._calls(Family.LIVE, "live", ROLE_VIDEOS, "v", rows, header)
         duplicates = 0
         for call, replies in zip(calls, self._execute(calls), strict=True):
             for group, flags in zip(call.groups, replies, strict=True):
@@ -190,6 +186,7 @@ class StateWriter:
         if not events:
             return {}
         ks = self.keyspace
+        user = ks.user
         merged = self.merged_windows
         global_key = ks.global_()
         global_rows: list[_Row] = []
@@ -198,27 +195,27 @@ class StateWriter:
         global_window_rows: list[_Row] = []
         for e in events:
             ev = e.event
+            p, o, t = e.partition, e.offset, e.event_time_s
             kind = KIND_CODES[ev.event_type]
             button = ev.button_id or ""
             surface = ev.surface or ""
-            slot = slot_value(ev.model_version, ev.rec_slot)
-            trend_time = min(e.event_time_s, e.timestamp_ms / 1000)
-            args: list[Any] = [e.partition, e.offset, kind, button, surface, slot, ev.video_id, trend_time]
-            global_rows.append(_Row(global_key, "g", args))
-            user_args = [e.partition, e.offset, kind, button, ev.video_id, round(e.event_time_s * 1000)]
-            user_rows.append(_Row(ks.user(ev.user_id), "u", user_args, e))
+            model_version, rec_slot = ev.model_version, ev.rec_slot
+            slot = "" if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
+            trend_time = min(t, e.timestamp_ms / 1000)
+            args: list[Any] = [p, o, kind, button, surface, slot, ev.video_id, trend_time]
+            global_rows.append((global_key, args, None))
+            user_rows.append((user(ev.user_id), [p, o, kind, button, ev.video_id, round(t * 1000)], e))
             if e.is_late:
                 args.append(1)
                 continue
-            args.append(0)
-            minute, hour, day = bucket_names(e.event_time_s)
+            minute, hour, day = bucket_names(t)
             if merged:
-                args.append(hour)
+                args += (0, hour)
                 continue
-            window_args = [e.partition, e.offset, kind, button, minute, hour, day, ev.user_id]
-            window_rows.append(_Row(ks.video(ev.video_id), "v", window_args))
-            global_args = [e.partition, e.offset, kind, button, surface, slot, hour]
-            global_window_rows.append(_Row(global_key, "g", global_args))
+            args.append(0)
+            window_args = [p, o, kind, button, minute, hour, day, ev.user_id]
+            window_rows.append((ks.video(ev.video_id), window_args, None))
+            global_window_rows.append((global_key, [p, o, kind, button, surface, slot, hour], None))
 
         live_header: dict[str, Any] = {
             "weights": self._weights,
@@ -231,12 +228,13 @@ class StateWriter:
         if merged:
             live_header.update(self._windows_header, win=True)
         profile_header = {"profile_ttl": self.retention.profile_s, "recent_cap": self._recent_cap}
+        windows_header = self._windows_header
         calls = [
-            *self._calls(Family.LIVE, "live", ROLE_GLOBAL, global_rows, live_header),
-            *self._calls(Family.PROFILES, "profile", ROLE_USERS, user_rows, profile_header),
-            *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, window_rows, self._windows_header),
+            *self._calls(Family.LIVE, "live", ROLE_GLOBAL, "g", global_rows, live_header),
+            *self._calls(Family.PROFILES, "profile", ROLE_USERS, "u", user_rows, profile_header),
+            *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, "v", window_rows, windows_header),
             *self._calls(
-                Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, global_window_rows, self._windows_header
+                Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, "g", global_window_rows, windows_header
             ),
         ]
         replies = self._execute(calls)
@@ -251,10 +249,10 @@ class StateWriter:
         return applied
 
     def _calls(
-        self, family: Family, script: str, role: str, rows: list[_Row], header: dict[str, Any]
+        self, family: Family, script: str, role: str, kind: str, rows: list[_Row], header: dict[str, Any]
     ) -> list[_Call]:
-        """Rows (in offset order per partition) packed into calls: one per hash slot on a Cluster; on a
-        single Redis, contiguous slices of at most ``max_events_per_call`` rows."""
+        """Rows (in offset order per partition) of groups of one ``kind`` packed into calls: one per hash
+        slot on a Cluster; on a single Redis, contiguous slices of at most ``max_events_per_call`` rows."""
         if not rows:
             return []
         client = self.router.client(family)
@@ -262,17 +260,21 @@ class StateWriter:
         if is_cluster_client(client):
             by_slot: dict[int, list[_Row]] = defaultdict(list)
             for row in rows:
-                by_slot[_slot(row.base_key)].append(row)
+                by_slot[_slot(row[0])].append(row)
             return [
                 _Call(
-                    client, script, _groups(slot_rows), self.keyspace.watermarks(slot_tag(slot)), full_header
+                    client,
+                    script,
+                    _groups(slot_rows, kind),
+                    self.keyspace.watermarks(slot_tag(slot)),
+                    full_header,
                 )
                 for slot, slot_rows in by_slot.items()
             ]
         size = self.max_events_per_call
         watermark_key = self.keyspace.watermarks()
         return [
-            _Call(client, script, _groups(rows[i : i + size]), watermark_key, full_header)
+            _Call(client, script, _groups(rows[i : i + size], kind), watermark_key, full_header)
             for i in range(0, len(rows), size)
         ]
 
@@ -313,14 +315,14 @@ class StateWriter:
         return list(pipe.execute(raise_on_error=False))
 
 
-def _groups(rows: list[_Row]) -> list[_Group]:
+def _groups(rows: list[_Row], kind: str) -> list[_Group]:
     """Rows grouped by base key, groups in order of first appearance, rows in order within a group."""
     groups: dict[str, _Group] = {}
-    for row in rows:
-        group = groups.get(row.base_key)
+    for base_key, args, member in rows:
+        group = groups.get(base_key)
         if group is None:
-            group = groups[row.base_key] = _Group(row.base_key, row.kind)
-        group.events.append(row.args)
-        if row.member is not None:
-            group.members.append(row.member)
+            group = groups[base_key] = _Group(base_key, kind)
+        group.events.append(args)
+        if member is not None:
+            group.members.append(member)
     return list(groups.values())

@@ -18,6 +18,7 @@ from streaming.contract import (
     SCHEMA_PATH,
     EventV1,
     decode_and_validate,
+    event_to_dict,
     event_to_json_bytes,
     export_json_schema,
     render_json_schema,
@@ -143,6 +144,27 @@ def test_unknown_extras_are_kept_and_round_trip() -> None:
 
     second = decode_and_validate(payload)
     assert second.event == first.event
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        click(),
+        click(surface="rec_row", rec_slot=2, model_version="als-v1", properties={"a": {"b": [1, None]}}),
+        click(event_type="impression", button_id=..., playback_position_s=..., device=None, zeta=1, a="x"),
+        click(event_type="conversion", conversion_type="subscribe", received_at="2024-05-01T10:30:01Z"),
+    ],
+)
+def test_event_to_dict_equals_model_dump_without_absent_optionals(sent: dict[str, Any]) -> None:
+    event = validate_event(sent).event
+    assert event is not None
+    optional = {name for name, info in EventV1.model_fields.items() if not info.is_required()}
+    dumped = {k: v for k, v in event.model_dump().items() if not (k in optional and v is None)}
+    built = event_to_dict(event)
+    assert built == dumped and list(built) == list(dumped)
+    if event.properties is not None:
+        built["properties"]["added"] = 1
+        assert "added" not in event.properties  # a copy, as model_dump gives
 
 
 def test_received_at_is_optional_and_stamped_in_utc() -> None:
