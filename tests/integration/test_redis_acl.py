@@ -277,7 +277,7 @@ def test_roles_work_as_redis_cluster_clients(
     consumer's per-slot scripts and watermarks, and the API's reads, pass through ``RedisCluster``."""
     own = Settings(
         KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0",
+        REDIS_URL=f"redis://127.0.0.1:{closed_port(below=55536)}/0",
         CLICKPULSE_DATA_DIR=tmp_path,
         CLICKPULSE_REDIS_ACL=True,
         CLICKPULSE_TOPIC_RAW=new_topic("raw", 2),

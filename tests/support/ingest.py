@@ -32,11 +32,16 @@ def collector_settings(bootstrap: str, raw: str, dlq: str, **extra: Any) -> Sett
     )
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound then released): a Kafka or collector that is down."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def closed_port(below: int = 65536) -> int:
+    """A loopback port nothing listens on (bound then released): a Kafka or collector that is down.
+
+    ``below`` bounds it: a Redis Cluster node also listens on port + 10000, so it needs one < 55536."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < below:
+            return port
 
 
 @contextmanager
