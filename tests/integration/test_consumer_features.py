@@ -18,7 +18,16 @@ from clickpulse.settings import Settings
 from streaming.consumer import RealtimeConsumer
 from streaming.keyspace import Keyspace, read_trending
 from streaming.redis_conn import Family, RedisRouter, connect
-from tests.integration.consumer_support import Expected, compare, handmade, now_ms, produce, simulated
+from tests.integration.consumer_support import (
+    Expected,
+    committed,
+    compare,
+    handmade,
+    now_ms,
+    produce,
+    read_topic,
+    simulated,
+)
 
 
 @pytest.fixture
@@ -156,4 +165,78 @@ def test_live_snapshots_user_channels_and_metrics(private: Settings) -> None:
     assert sample("clickpulse_consumer_dead_letters_total") == 0
     assert sample("clickpulse_consumer_late_events_total") == expected.late
     assert sample("clickpulse_consumer_redis_errors_total") == 0
+    router.close()
+
+
+class _UnconfirmedFlushes:
+    """The consumer's producer, except that the flushes numbered in ``fail`` report a record Kafka did
+    not confirm (after flushing for real), and ``on_fail`` runs then."""
+
+    def __init__(self, real: Any, fail: set[int], on_fail: Callable[[], None] = lambda: None) -> None:
+        self.real, self.fail, self.on_fail, self.calls = real, fail, on_fail, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def flush(self, *args: Any) -> int:
+        self.calls += 1
+        remaining = int(self.real.flush(*args))
+        if self.calls in self.fail:
+            self.on_fail()
+            return remaining + 1
+        return remaining
+
+
+def _overlap_run(private: Settings, seed: int) -> tuple[list[Any], Expected, RedisRouter, Keyspace]:
+    records = simulated(3000, seed=seed)[0] + handmade(
+        300, seed, now_ms(), private.allowed_lateness_minutes * 60
+    )
+    produce(private.kafka_bootstrap_servers, private.topic_raw, records)
+    expected = Expected.of(records, private.allowed_lateness_minutes * 60, time.time())
+    return records, expected, RedisRouter.from_settings(private), Keyspace.from_settings(private)
+
+
+def test_batches_kafka_did_not_confirm_are_retried_without_double_counts(private: Settings) -> None:
+    """Kafka fails to confirm some batches after Redis took them: their retries (no-ops in Redis, thanks
+    to the watermarks) still count every event once, and every first occurrence reaches clicks.enriched."""
+    records, expected, router, ks = _overlap_run(private, seed=21)
+    consumer = RealtimeConsumer(private, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=200)
+    consumer.producer = _UnconfirmedFlushes(consumer.producer, fail={2, 3, 7})  # type: ignore[assignment]
+    try:
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        consumer.close()
+    assert consumer.stats.retries == 3 and consumer.stats.batches > 8
+    assert compare(router, ks, expected) == []
+    enriched = read_topic(private.kafka_bootstrap_servers, private.topic_enriched, expected.valid)
+    assert {orjson.loads(m.value())["event_id"] for m in enriched} == {
+        e["event_id"] for e in expected.first_events
+    }
+    router.close()
+
+
+def test_stop_while_kafka_fails_keeps_the_batch_uncommitted(private: Settings) -> None:
+    """Asked to stop while Kafka fails a batch (already in Redis): it stores no offsets, nor does any later
+    batch, and a restarted consumer replays it without counting anything twice."""
+    records, expected, router, ks = _overlap_run(private, seed=22)
+    group = f"{ks.prefix}.g"
+    first = RealtimeConsumer(private, group=group, router=router, keyspace=ks, batch_size=200)
+    first.producer = _UnconfirmedFlushes(first.producer, fail={2}, on_fail=first.stop)  # type: ignore[assignment]
+    stored: list[dict[int, int]] = []
+    store = first._store_offsets
+    first._store_offsets = lambda offsets: (stored.append(dict(offsets)), store(offsets))[1]  # type: ignore[method-assign]
+    try:
+        first.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        first.close()
+    assert len(stored) == 1, "only the batch before the failed one stores offsets"
+    assert committed(private.kafka_bootstrap_servers, group, private.topic_raw) == {
+        p: stored[0].get(p, -1001) for p in range(3)
+    }
+    second = RealtimeConsumer(private, group=group, router=router, keyspace=ks, batch_size=200)
+    try:
+        second.run(stop_when=lambda s: s.records + first.stats.records >= len(records))
+    finally:
+        second.close()
+    assert compare(router, ks, expected) == []
     router.close()
