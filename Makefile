@@ -55,8 +55,11 @@ bench: up ## Benchmarks (7-20 min): ratios against baselines measured in the sam
 bench-full: up ## Every benchmark at full size (adds the 10M-interaction recs training, 15-40 min)
 	$(UV) run python -m bench
 
-soak: up ## Long soak: flat lag and memory at half the sustainable rate
+soak: up ## Long soak (flat lag and memory at half the sustainable rate), then the fault test, longer
 	$(UV) run python -m bench.soak
+	CLICKPULSE_FAULTS_EVENTS=$${CLICKPULSE_SOAK_FAULTS_EVENTS:-600000} \
+	CLICKPULSE_FAULTS_SECONDS=$${CLICKPULSE_SOAK_FAULTS_SECONDS:-600} \
+	$(UV) run pytest -s tests/faults/test_ingest_faults.py
 
 docs: install ## dbt docs generate (served by `uv run dbt docs serve --project-dir dbt_project`)
 	cd dbt_project && $(UV) run dbt docs generate --profiles-dir . --project-dir .

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({cores} cores; a load above {cores} means other work shared the machine and every number below, "
         "baselines included, was measured under it).\n\n"
         "Ratios compare ClickPulse with a baseline measured in the same run, back to back "
-        "(`make bench`; what each row compares: bench/BENCHMARKS.md).\n\n"
+        "(`make bench`; what each row compares: the README section 'ClickPulse benchmarks').\n\n"
         f"{table}\n\n## Runs\n\n{runs_table}\n"
         + ("\n## Failures\n\n" + "\n".join(f"```\n{f}\n```" for f in failures) if failures else "")
     )

@@ -33,6 +33,7 @@ import httpx
 import orjson
 
 from clickpulse.settings import Settings, get_settings
+from clickpulse.stack.processes import log_tail
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_collector(settings: Settings, raw: str, dlq: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_collector(
+    settings: Settings, raw: str, dlq: str, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``clickpulse collector`` on a free port, once /healthz answers; its stderr goes to ``log`` when
+    given (a long run must not fill an unread pipe), else to a pipe read if it exits early."""
     port = _free_port()
     env = {
         **os.environ,
@@ -80,13 +85,13 @@ def _start_collector(settings: Settings, raw: str, dlq: str) -> tuple[subprocess
         [sys.executable, "-m", "clickpulse.cli", "collector", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("ab") if log is not None else subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            error = process.stderr.read().decode() if process.stderr else ""
+            error = process.stderr.read().decode() if process.stderr else log_tail(log or "")
             raise RuntimeError(f"collector exited: {error}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
@@ -205,7 +210,7 @@ def run() -> list[dict[str, Any]]:
     bodies = [b"\n".join(events[i : i + BATCH]) for i in range(0, count, BATCH)]
     mean_size = sum(map(len, events)) // len(events)
     try:
-        process, url = _start_collector(settings, raw, dlq)
+        process, url = start_collector(settings, raw, dlq)
         try:
             asyncio.run(_drive(url, bodies[:20], clients))  # warm-up: connections, producer metadata
             seconds, latencies, accepted = asyncio.run(_drive(url, bodies, clients))

@@ -21,6 +21,11 @@ import httpx
 logger = logging.getLogger(__name__)
 
 
+def clickpulse_argv(*args: str) -> list[str]:
+    """The command line of ``clickpulse <args>`` in this interpreter."""
+    return [sys.executable, "-m", "clickpulse.cli", *args]
+
+
 def url_answers(url: str, timeout_s: float = 1.0) -> bool:
     try:
         return httpx.get(url, timeout=timeout_s).status_code < 500
@@ -45,9 +50,9 @@ class Children:
     log_dir: Path
     started: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, args: Sequence[str], health_url: str | None, timeout_s: float = 60) -> Child:
-        """Run ``clickpulse <args>`` unless ``health_url`` already answers; wait until it does."""
-        child = Child(name, [sys.executable, "-m", "clickpulse.cli", *args], health_url)
+    def start(self, name: str, argv: Sequence[str], health_url: str | None, timeout_s: float = 60) -> Child:
+        """Run ``argv`` unless ``health_url`` already answers; wait until it does."""
+        child = Child(name, list(argv), health_url)
         if health_url and url_answers(health_url):
             child.reused = True
             return child

@@ -31,6 +31,11 @@ class ClickPulseGroup(LazyGroup):
             "demo",
             "Start the stack, run the main job end to end, print a summary.",
         ),
+        "erase-user": LazySpec(
+            "clickpulse.commands.erase",
+            "erase_user",
+            "Remove a user from Redis, the warehouse and the lake (prints what went).",
+        ),
         "recs": LazySpec(
             "clickpulse.commands.recs",
             "app",

@@ -209,6 +209,29 @@ class Settings(BaseSettings):
     recs_realtime_weight: float = Field(1.0, alias="CLICKPULSE_RECS_REALTIME_WEIGHT", ge=0)
 
     redis_maxmemory: str = Field("2gb", alias="CLICKPULSE_REDIS_MAXMEMORY")
+
+    # Security (README, "Security").
+    redis_acl: bool = Field(
+        False,
+        alias="CLICKPULSE_REDIS_ACL",
+        description="Redis ACL users per role, default user disabled; production should turn it on.",
+    )
+    redis_acl_secrets_file: Path | None = Field(
+        None,
+        alias="CLICKPULSE_REDIS_ACL_SECRETS",
+        description="Generated role passwords (0600); <data dir>/redis/acl-secrets.json if unset.",
+    )
+    redis_password_admin: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_ADMIN")
+    redis_password_consumer: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_CONSUMER")
+    redis_password_api: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_API")
+    redis_password_publisher: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_PUBLISHER")
+    redis_password_bridge: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_BRIDGE")
+    redis_password_ingest: SecretStr | None = Field(None, alias="CLICKPULSE_REDIS_PASSWORD_INGEST")
+    pseudonymize_key: SecretStr | None = Field(
+        None,
+        alias="CLICKPULSE_PSEUDONYMIZE_KEY",
+        description="HMAC key: the collector and the bridge replace user_id by u_<HMAC-SHA256>; unset = off.",
+    )
     stack_start_timeout_s: float = Field(120.0, alias="CLICKPULSE_STACK_START_TIMEOUT_S")
 
     data_dir: Path = Field(PROJECT_ROOT / ".data", alias="CLICKPULSE_DATA_DIR")
@@ -262,6 +285,15 @@ class Settings(BaseSettings):
     @classmethod
     def _under_project_root(cls, value: Path) -> Path:
         return value if value.is_absolute() else PROJECT_ROOT / value
+
+    def redis_passwords(self) -> dict[str, SecretStr | None]:
+        """Role -> password set in the environment (``CLICKPULSE_REDIS_PASSWORD_<ROLE>``)."""
+        prefix = "redis_password_"
+        return {
+            name[len(prefix) :]: getattr(self, name)
+            for name in type(self).model_fields
+            if name.startswith(prefix)
+        }
 
     @property
     def write_key_set(self) -> frozenset[str]:

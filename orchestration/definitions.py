@@ -7,6 +7,7 @@ import dagster as dg
 
 import assets.dbt.definitions as dbt_definitions
 import assets.kafka_export.definitions as kafka_export_definitions
+import assets.recommendations.definitions as recommendations_definitions
 import assets.warehouse.definitions as warehouse_definitions
 from clickpulse.settings import Settings
 from orchestration.jobs import ALL_JOBS
@@ -14,7 +15,12 @@ from orchestration.resources import resources_for
 from orchestration.schedules import ALL_SCHEDULES
 from orchestration.sensors import ALL_SENSORS
 
-DOMAINS = (kafka_export_definitions.defs, warehouse_definitions.defs, dbt_definitions.defs)
+DOMAINS = (
+    kafka_export_definitions.defs,
+    warehouse_definitions.defs,
+    dbt_definitions.defs,
+    recommendations_definitions.defs,
+)
 
 
 def build_defs(settings: Settings | None = None) -> dg.Definitions:

@@ -82,11 +82,14 @@ class RedisResource(dg.ConfigurableResource):
     """The Redis key families ClickPulse shares with the stream: one router (a pool per URL) per run.
 
     ``url`` serves every family unless a family has its own URL (``streaming.redis_conn.Family``);
-    ``prefix`` is the keyspace prefix (tests use their own).
+    ``prefix`` is the keyspace prefix (tests use their own). With ``CLICKPULSE_REDIS_ACL`` on, URLs
+    without credentials log in as ``role``'s Redis user (its password from the environment or the
+    stack's secrets file, resolved when the router connects, so no password sits in the run config).
     """
 
     url: str
     prefix: str = "cp"
+    role: str = "publisher"
     live_url: str | None = None
     windows_url: str | None = None
     profiles_url: str | None = None
@@ -104,6 +107,7 @@ class RedisResource(dg.ConfigurableResource):
 
     def _connect(self) -> RedisRouter:
         from streaming.redis_conn import Family, RedisRouter
+        from streaming.redis_roles import Role, role_credentials
 
         urls = {
             Family.LIVE: self.live_url or self.url,
@@ -112,7 +116,7 @@ class RedisResource(dg.ConfigurableResource):
             Family.VIDEOS: self.videos_url or self.url,
             Family.RECS: self.recs_url or self.url,
         }
-        return RedisRouter(urls)
+        return RedisRouter(urls, credentials=role_credentials(get_settings(), Role(self.role)))
 
     def router(self) -> RedisRouter:
         if self._router is None:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from starlette.responses import JSONResponse
 
 from clickpulse.settings import Settings, get_settings
-from serving import models
+from serving import models, recommendations
 from serving.auth import ReadKeyAuth, redact_access_log
 from serving.catalog import TitleCache
 from serving.live import LiveHub
@@ -30,6 +30,7 @@ from serving.state import ApiState, blocking
 from serving.stats_reader import AsyncClient, AsyncStatsReader, StatsCache
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import Family, RedisRouter, is_cluster_client
+from streaming.redis_roles import Role, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         owns_router = router is None
-        state.router = router if router is not None else await blocking(RedisRouter.from_settings, settings)
+        if router is None:
+            state.router = await blocking(RedisRouter.from_settings, settings, Role.API)
+        else:
+            state.router = router
         live_url = state.router.urls[Family.LIVE]
         if live_url == "client":  # a router built around one existing client (tests)
             live_url = settings.redis_url_live or settings.redis_url
@@ -75,7 +79,8 @@ def create_app(
             await state.pubsub_client.aclose()
             if owns_router:
                 state.router.close()
-            raise RuntimeError(f"Redis for the live feed does not answer at {live_url}: {exc}") from exc
+            where = redact_url(live_url)
+            raise RuntimeError(f"Redis for the live feed does not answer at {where}: {exc}") from exc
         state.titles = TitleCache(state.router, state.keyspace)
         state.async_clients = _async_clients(state.router, settings)
         reader = AsyncStatsReader(
@@ -123,6 +128,7 @@ def create_app(
     protected = [Depends(auth)]
     app.include_router(build_router(), dependencies=protected)
     app.include_router(config_router(), dependencies=protected)
+    app.include_router(recommendations.router, dependencies=protected)
     app.include_router(page_router())
     app.mount("/static", static_files(), name="static")
 

@@ -3,7 +3,7 @@
 Plain files under ``serving/static`` (no build step, no CDN). The pages themselves are public; the data
 they show needs a read key, which the page takes from ``?key=`` (and keeps in sessionStorage).
 ``GET /v1/pages/config`` (read key) tells the player where the collector is and which write key to use;
-query parameters on the page override it (see ``serving/SERVING.md``).
+query parameters on the page override it (see the README section "Serving").
 """
 
 from __future__ import annotations

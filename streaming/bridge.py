@@ -22,6 +22,8 @@ from clickpulse.settings import Settings, get_settings
 from streaming.ingest import EventTransform, IngestRoute, dead_letter_payload, now_ms, route_payload
 from streaming.kafka_io import producer_config
 from streaming.payload import PayloadError, TooManyEventsError, parse_payload
+from streaming.pseudonymize import ingest_transform
+from streaming.redis_roles import Role, role_url
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +51,14 @@ class RedisBridge:
 
             producer = Producer(producer_config(self.settings, **{"client.id": "clickpulse-bridge"}))
         self.producer = producer
-        self.redis = redis_client or redis.Redis.from_url(self.settings.redis_url)
+        self.redis = redis_client or redis.Redis.from_url(role_url(self.settings, Role.BRIDGE))
         self.channel = channel or self.settings.bridge_channel
         self.route = IngestRoute(
-            _WaitingProducer(producer), self.settings.topic_raw, self.settings.topic_dlq, STAGE, transform
+            _WaitingProducer(producer),
+            self.settings.topic_raw,
+            self.settings.topic_dlq,
+            STAGE,
+            ingest_transform(self.settings, transform),
         )
         self.ready = threading.Event()  # set once the subscription is confirmed
         self._stop = threading.Event()

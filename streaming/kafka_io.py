@@ -52,3 +52,62 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
 
 def admin_config(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _rdkafka_logger}
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The high watermark (next offset to be written) of every partition of ``topic``."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "clickpulse.probe", "logger": _rdkafka_logger}
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.partitions
+        }
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets ``group`` committed on ``topic`` (negative where it committed none)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "logger": _rdkafka_logger,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        tps = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        consumer.close()
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of ``topic`` that ``group`` has not committed yet, over all partitions."""
+    ends = end_offsets(bootstrap, topic)
+    done = committed_offsets(bootstrap, group, topic)
+    return sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
+
+
+def wait_caught_up(bootstrap: str, group: str, topic: str, timeout_s: float = 90) -> None:
+    """Block until ``group``'s committed offsets reach the current end of every partition of ``topic``."""
+    import time
+
+    ends = end_offsets(bootstrap, topic)
+    deadline = time.monotonic() + timeout_s
+    last: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        last = committed_offsets(bootstrap, group, topic)
+        if all(last.get(p, -1) >= end for p, end in ends.items() if end > 0):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"group {group} did not catch up on {topic}: committed {last}, end {ends}")

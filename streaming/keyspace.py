@@ -9,7 +9,7 @@ defined here (they are substituted into the script text when it is registered). 
   sit in one Redis Cluster slot.
 - Live counters carry no TTL: under ``maxmemory-policy volatile-lru`` Redis never evicts them. Caches
   and windows always carry a TTL, set in the same call that writes them, so they are the only keys
-  Redis may evict. ``streaming/KEYSPACE.md`` documents every family, memory per million events and
+  Redis may evict. the README section "Redis keyspace" documents every family, memory per million events and
   the eviction advice.
 - Each family belongs to one router group (``Family``): live, windows, profiles, videos, recs; each
   group may live on its own Redis (``CLICKPULSE_REDIS_URL_<GROUP>``).
@@ -75,6 +75,12 @@ VIDEO_METADATA_FIELDS: Final = ("title", "series", "genre", "duration_s", "relea
 DEFAULT_ATTRS_TTL_S: Final = 7 * 86400
 DEFAULT_METADATA_TTL_S: Final = 7 * 86400
 DEFAULT_RECS_TTL_S: Final = 3 * 86400
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern (SCAN MATCH, ACL key and channel patterns):
+    ids are free text and may contain ``*``, ``?``, ``[`` or ``\\``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +276,10 @@ class Keyspace:
     def _channel(self, name: str) -> str:
         return f"{self.channel_prefix}:{name}" if self.channel_prefix else name
 
+    def live_channel_start(self) -> str:
+        """What every live channel name starts with (``live:`` or ``<channel_prefix>:live:``)."""
+        return self._channel("live:")
+
     def channel_global(self) -> str:
         return self._channel("live:global")
 
@@ -281,7 +291,7 @@ class Keyspace:
 
 
 def key_families(retention: Retention | None = None) -> tuple[KeyFamily, ...]:
-    """Every family with its pattern (default prefix ``cp``); ``KEYSPACE.md`` documents the same list."""
+    """Every family with its pattern (default prefix ``cp``); the README documents the same list."""
     r = retention
     minute = _ttl_text(r.minute_s) if r else "2 h + lateness"
     hour = _ttl_text(r.hour_s) if r else "48 h + lateness"

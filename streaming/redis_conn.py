@@ -16,6 +16,8 @@ import redis
 from redis.cluster import RedisCluster
 
 from clickpulse.settings import Settings
+from streaming.redis_roles import Role, RoleCredentials, role_credentials, with_credentials
+from streaming.redis_roles import redact_url as _redact
 
 logger = logging.getLogger(__name__)
 
@@ -30,23 +32,13 @@ class RedisUnavailableError(ConnectionError):
 
 
 class Family(StrEnum):
-    """Key family groups that can each live on their own Redis (see ``streaming/KEYSPACE.md``)."""
+    """Key family groups that can each live on their own Redis (see the README section "Redis keyspace")."""
 
     LIVE = "live"
     WINDOWS = "windows"
     PROFILES = "profiles"
     VIDEOS = "videos"
     RECS = "recs"
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for error messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user + ':***' if user else '***'}@{host}"
 
 
 def is_cluster_client(client: Any) -> bool:
@@ -106,18 +98,22 @@ class RedisRouter:
         urls: Mapping[Family, str],
         *,
         connector: Callable[[str], RedisClient] = connect,
+        credentials: RoleCredentials | None = None,
     ) -> None:
         missing = [f for f in Family if f not in urls]
         if missing:
             raise ValueError(f"no Redis URL for families {', '.join(missing)}")
-        self.urls: dict[Family, str] = {f: urls[f] for f in Family}
+        self.urls: dict[Family, str] = {f: with_credentials(urls[f], credentials) for f in Family}
         self._by_url: dict[str, RedisClient] = {}
         for url in dict.fromkeys(self.urls.values()):
             self._by_url[url] = connector(url)
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> RedisRouter:
-        """URLs from ``CLICKPULSE_REDIS_URL_<FAMILY>``, each defaulting to ``REDIS_URL``."""
+    def from_settings(cls, settings: Settings, role: Role | None = None, **kwargs: Any) -> RedisRouter:
+        """URLs from ``CLICKPULSE_REDIS_URL_<FAMILY>``, each defaulting to ``REDIS_URL``; in ACL mode
+        (``CLICKPULSE_REDIS_ACL``) logged in as ``role``'s user where a URL carries no credentials."""
+        if role is not None and "credentials" not in kwargs:
+            kwargs["credentials"] = role_credentials(settings, role)
         base = settings.redis_url
         urls = {
             Family.LIVE: settings.redis_url_live or base,

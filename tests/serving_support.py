@@ -25,7 +25,8 @@ from confluent_kafka.admin import AdminClient
 from clickpulse.settings import Settings
 from clickpulse.stack.topics import ensure_topics
 from streaming.consumer import RealtimeConsumer, RunStats
-from streaming.simulator import SimulatedRecord
+from streaming.sdk import ClickPulseClient
+from streaming.simulator import SimulatedRecord, Truth
 
 WEIGHTS = {"impression": 0.1, "click": 1.0, "conversion": 5.0}
 METRIC = {"click": "clicks", "impression": "impressions", "conversion": "conversions"}
@@ -40,10 +41,12 @@ class Private:
     topics: tuple[str, ...]
 
 
-def private_settings(kafka_bootstrap: str, redis_url: str, label: str, **extra: Any) -> Private:
+def private_settings(
+    kafka_bootstrap: str, redis_url: str, label: str, partitions: int = 3, **extra: Any
+) -> Private:
     name = f"{label}-{uuid.uuid4().hex[:10]}"
     raw, enriched, dlq = f"{name}.raw", f"{name}.enriched", f"{name}.dlq"
-    ensure_topics(kafka_bootstrap, {raw: 3, enriched: 3, dlq: 1})
+    ensure_topics(kafka_bootstrap, {raw: partitions, enriched: partitions, dlq: 1})
     settings = Settings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         REDIS_URL=redis_url,
@@ -76,9 +79,10 @@ def cleanup(private: Private) -> None:
             client.unlink(*batch)
     finally:
         client.close()
-    AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).delete_topics(
-        list(private.topics), operation_timeout=10
-    )
+    # keep the client until the futures resolve: a dropped AdminClient cancels the deletion
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for future in admin.delete_topics(list(private.topics), operation_timeout=10).values():
+        future.result(timeout=30)
 
 
 class ConsumerThread:
@@ -158,6 +162,40 @@ def serving(app: Any) -> Iterator[ServerThread]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class SentTraffic:
+    """What ``send_simulated`` handed to the SDK so far (read it from another thread for progress)."""
+
+    valid: int = 0
+    malformed: int = 0
+    on_time: Truth = field(default_factory=Truth)
+
+
+def send_simulated(
+    records: Iterable[SimulatedRecord],
+    client: ClickPulseClient,
+    lateness_minutes: int,
+    sent: SentTraffic | None = None,
+) -> SentTraffic:
+    """Every record through the SDK as live traffic: valid events (duplicates included) with
+    ``track()``, malformed ones as raw bytes. ``on_time`` counts the first occurrences the stream may
+    bucket by hour: those within the allowed lateness when sent (a late event beyond it still counts in
+    the all-time totals, which the simulator's own truth holds)."""
+    sent = sent or SentTraffic()
+    lateness_ms = lateness_minutes * 60_000
+    for record in records:
+        if record.valid and record.event is not None:
+            client.track(dict(record.event))
+            sent.valid += 1
+            event_ms = int(datetime.fromisoformat(record.event["event_time"]).timestamp() * 1000)
+            if not record.is_duplicate and time.time() * 1000 - event_ms <= lateness_ms:
+                sent.on_time.add_event(record.event, event_ms)
+        else:
+            client.send_raw(record.payload)
+            sent.malformed += 1
+    return sent
 
 
 def counted_events(records: Iterable[SimulatedRecord]) -> list[dict[str, Any]]:

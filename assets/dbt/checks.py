@@ -12,10 +12,12 @@ from assets.dbt.reconciliation import (
     MartRow,
     Pair,
     StreamCounts,
+    fully_exported,
     late_by_type,
     reconcilable_hours,
     reconcile,
 )
+from assets.partitions import partition_hour
 from assets.pools import WAREHOUSE_POOL
 from clickpulse.settings import get_settings
 from orchestration.resources import RedisResource
@@ -26,6 +28,7 @@ from streaming.redis_conn import Family, RedisRouter
 logger = logging.getLogger(__name__)
 
 ENGAGEMENT_MART = dg.AssetKey("fct_video_engagement_hourly")
+RAW_EVENTS = dg.AssetKey("raw_click_events")
 STAGED_EVENTS = "stg_kafka__click_events"
 PIPELINE_CHUNK = 500
 
@@ -106,12 +109,19 @@ def reconciles_with_redis(
         now=datetime.now(UTC),
         retention_s=retention.hour_s,
     )
+    exported = {partition_hour(key) for key in context.instance.get_materialized_partitions(RAW_EVENTS)}
+    hours = fully_exported(
+        hours,
+        exported,
+        lateness_minutes=settings.allowed_lateness_minutes,
+        early_minutes=settings.allowed_early_minutes,
+    )
     if not hours:
         return dg.AssetCheckResult(
             passed=True,
             metadata={
                 "hours": [],
-                "note": f"no closed event hour in [{start:%Y-%m-%dT%H}, {end:%Y-%m-%dT%H})",
+                "note": f"no closed, fully exported event hour in [{start:%Y-%m-%dT%H}, {end:%Y-%m-%dT%H})",
             },
         )
     first, stop = hours[0], hours[-1] + timedelta(hours=1)

@@ -120,6 +120,30 @@ def reconcilable_hours(
     return hours
 
 
+def fully_exported(
+    hours: Sequence[datetime], exported: set[datetime], *, lateness_minutes: int, early_minutes: int
+) -> list[datetime]:
+    """The event hours every one of whose Kafka-hour partitions has been exported.
+
+    Events of event hour e reach Kafka in [e - early, e + 1h + lateness); an hour whose partitions were
+    not all exported (history older than the first export, a gap in a backfill) cannot agree with Redis,
+    so it is left out rather than reported as a mismatch.
+    """
+    kept = []
+    for hour in hours:
+        first = (hour - timedelta(minutes=early_minutes)).replace(minute=0, second=0, microsecond=0)
+        last = (hour + timedelta(hours=1, minutes=lateness_minutes) - timedelta(microseconds=1)).replace(
+            minute=0, second=0, microsecond=0
+        )
+        needed, partition = [], first
+        while partition <= last:
+            needed.append(partition)
+            partition += timedelta(hours=1)
+        if all(p in exported for p in needed):
+            kept.append(hour)
+    return kept
+
+
 def late_by_type(rows: Iterable[tuple[datetime, str, str]]) -> dict[tuple[datetime, str, str], int]:
     """(hour, video, metric) → late events, from (event_hour, video_id, event_type) rows of late events."""
     counts: dict[tuple[datetime, str, str], int] = {}

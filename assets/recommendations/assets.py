@@ -14,43 +14,25 @@ The assets stay thin: the work is in pure functions with their own tests.
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import dagster as dg
-import pyarrow as pa
 
+from assets.pools import WAREHOUSE_POOL
 from assets.recommendations.chart import markdown_image, metrics_png
 from assets.recommendations.interactions import MART_COLUMNS
 from assets.recommendations.training import TrainedRecommendations, TrainingConfig, train_and_evaluate
 from clickpulse.settings import get_settings
-from streaming.keyspace import Keyspace
+from orchestration.resources import RedisResource
+from orchestration.warehouse import Warehouse
 from streaming.recommendations.store import RecsStore
-from streaming.redis_conn import Family, RedisRouter
+from streaming.redis_conn import Family
 
 logger = logging.getLogger(__name__)
 
 RECOMMENDATIONS_GROUP: Final = "recommendations"
 INTERACTIONS_MODEL: Final = "int_user_video_interactions_aggregated"
 GATE_CHECK: Final = "ndcg_beats_popularity"
-# The concurrency pool of every op that opens the warehouse (``assets.pools.WAREHOUSE_POOL``): DuckDB
-# allows one writing process per file, so reading the mart waits for a running dbt build.
-WAREHOUSE_POOL: Final = "warehouse"
-
-
-class InteractionsWarehouse(Protocol):
-    """What the model needs from the ``warehouse`` resource (``orchestration.warehouse.Warehouse``)."""
-
-    def read_model(
-        self, model: str, columns: Any, time_column: str, start: datetime, end: datetime
-    ) -> pa.Table: ...
-
-
-class RecsRedis(Protocol):
-    """What publishing needs from the ``redis`` resource (``orchestration.resources.RedisResource``)."""
-
-    def router(self) -> RedisRouter: ...
-
-    def keyspace(self) -> Keyspace: ...
 
 
 class TrainingRunConfig(dg.Config):
@@ -122,7 +104,7 @@ def gate_result(result: TrainedRecommendations) -> dg.AssetCheckResult:
 @dg.asset(
     group_name=RECOMMENDATIONS_GROUP,
     deps=[dg.AssetKey(INTERACTIONS_MODEL)],
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL,  # DuckDB: one writing process per file; the mart is read while no dbt build writes
     kinds={"python", "numpy"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -140,7 +122,7 @@ def gate_result(result: TrainedRecommendations) -> dg.AssetCheckResult:
 def recommendation_model(
     context: dg.AssetExecutionContext,
     config: TrainingRunConfig,
-    warehouse: dg.ResourceParam[InteractionsWarehouse],
+    warehouse: Warehouse,
 ) -> Any:
     settings = get_settings()
     now = datetime.now(UTC)
@@ -174,7 +156,7 @@ def recommendation_model(
 def redis_recommendations(
     context: dg.AssetExecutionContext,
     recommendation_model: TrainedRecommendations,
-    redis: dg.ResourceParam[RecsRedis],
+    redis: RedisResource,
 ) -> dg.MaterializeResult:
     settings = get_settings()
     result = recommendation_model

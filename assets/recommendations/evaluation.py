@@ -81,7 +81,7 @@ def ranking_metrics(
         relevant = truth.indices[truth.indptr[row] : truth.indptr[row + 1]]
         hits[row] = np.isin(top[row], relevant) & (top[row] >= 0)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (hits * discounts).sum(axis=1)
+    dcg = (hits * discounts[: top.shape[1]]).sum(axis=1)  # a catalog smaller than k gives shorter lists
     ideal = np.cumsum(discounts)[np.minimum(positives, k).astype(int) - 1]
     catalog = test.shape[1]
     shown = np.unique(top[top >= 0])
@@ -95,9 +95,15 @@ def ranking_metrics(
 
 
 def evaluate(
-    model: Recommender, history: sp.csr_matrix, holdout: Holdout, k: int = 10
+    model: Recommender,
+    history: sp.csr_matrix,
+    holdout: Holdout,
+    k: int = 10,
+    *,
+    seen: sp.csr_matrix | None = None,
 ) -> tuple[RankingMetrics, np.ndarray]:
-    """Rank for the evaluated users with their train history masked; returns metrics and the lists."""
-    seen = holdout.train.matrix()
-    items, _ = top_n(model, holdout.users, history, k, exclude=seen)
+    """Rank for the evaluated users with every train pair masked (``seen``, computed when not given);
+    returns the metrics and the ranked lists."""
+    exclude = holdout.train.matrix() if seen is None else seen
+    items, _ = top_n(model, holdout.users, history, k, exclude=exclude)
     return ranking_metrics(items, holdout.test, holdout.users, k), items

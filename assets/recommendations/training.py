@@ -217,8 +217,9 @@ def train_and_evaluate(
 
     began = time.perf_counter()
     evaluations: dict[str, ModelEvaluation] = {}
+    seen = train.matrix()
     for model, fit_seconds in models:
-        metrics, _ = evaluate(model, history, holdout, EVAL_K)
+        metrics, _ = evaluate(model, history, holdout, EVAL_K, seen=seen)
         evaluations[model.name] = ModelEvaluation(model.name, metrics, fit_seconds)
         logger.info("%s: %s (fit %.1fs)", model.name, metrics, fit_seconds)
     timings["evaluate_s"] = time.perf_counter() - began

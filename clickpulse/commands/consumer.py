@@ -17,13 +17,28 @@ def run_consumer(
     group: str | None, batch_size: int | None, metrics_port: int | None, from_beginning: bool
 ) -> None:
     from streaming.consumer import RealtimeConsumer
+    from streaming.consumer.live import UserClickHook, UserClickPublisher
     from streaming.consumer.metrics import serve
-    from streaming.redis_conn import RedisUnavailableError
+    from streaming.keyspace import Keyspace
+    from streaming.recommendations.next_up import NextUpPublisher
+    from streaming.recommendations.reader import RecommendationReader
+    from streaming.redis_conn import Family, RedisRouter, RedisUnavailableError
 
     settings = get_settings()
     try:
+        router = RedisRouter.from_settings(settings)
+        # After each batch, every clicking user gets their clicks and refreshed next-up suggestions.
+        hooks: list[UserClickHook] = [
+            UserClickPublisher(router.client(Family.LIVE), Keyspace.from_settings(settings)),
+            NextUpPublisher(RecommendationReader.from_settings(router, settings)),
+        ]
         consumer = RealtimeConsumer(
-            settings, group=group, batch_size=batch_size, from_beginning=from_beginning
+            settings,
+            group=group,
+            batch_size=batch_size,
+            from_beginning=from_beginning,
+            router=router,
+            user_click_hooks=hooks,
         )
     except RedisUnavailableError as exc:
         typer.secho(f"consumer cannot start: {exc}", fg="red", err=True)

@@ -29,8 +29,9 @@ def _store(settings: Settings) -> RecsStore:
     from streaming.keyspace import Keyspace
     from streaming.recommendations.store import RecsStore
     from streaming.redis_conn import RedisUnavailableError, connect
+    from streaming.redis_roles import Role, role_url
 
-    url = settings.redis_url_recs or settings.redis_url
+    url = role_url(settings, Role.PUBLISHER, settings.redis_url_recs)
     try:
         client = connect(url)
     except RedisUnavailableError as exc:
@@ -83,10 +84,11 @@ def show(
     """What the API would answer for these users: items, scores and reasons (for the demo, and debugging)."""
     from streaming.recommendations.reader import RecommendationReader
     from streaming.redis_conn import RedisRouter, RedisUnavailableError
+    from streaming.redis_roles import Role
 
     settings = get_settings()
     try:
-        router = RedisRouter.from_settings(settings)
+        router = RedisRouter.from_settings(settings, Role.API)
     except RedisUnavailableError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc

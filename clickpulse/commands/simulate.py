@@ -170,7 +170,7 @@ def simulate(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     simulator = Simulator(config, wall_clock=time.time if live else None)
-    written = simulator.write_dimensions(dimensions_dir or settings.data_dir / "dimensions")
+    written = simulator.write_dimensions(dimensions_dir or settings.dimensions_dir)
     typer.echo(f"dimensions: {', '.join(str(path) for path in written)}")
 
     report: DeliveryReport | None = None

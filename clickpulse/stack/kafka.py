@@ -179,7 +179,8 @@ def start_nodes(
     started = []
     for node in nodes:
         proc_name = f"{name}-{node.node_id}"
-        if load_managed(data_dir, proc_name) is not None:
+        # Reuse a node that runs already: started by this checkout, or answering on its port.
+        if load_managed(data_dir, proc_name) is not None or port_open(node.host, node.broker_port):
             continue
         conf = _render_config(data_dir, name, node, nodes, partitions)
         _format_storage(libs, conf, cluster_id, node, standalone=len(nodes) == 1)

@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass
 
 from clickpulse.settings import Settings
-from clickpulse.stack import kafka, redis_server
+from clickpulse.stack import kafka, redis_acl, redis_server
 from clickpulse.stack.addresses import is_loopback, parse_bootstrap, parse_redis_url
 from clickpulse.stack.processes import StackError, load_managed, port_open, stop
+from clickpulse.stack.redis_server import Probe
 from clickpulse.stack.topics import ensure_topics, project_topics
+from streaming.redis_roles import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def up(settings: Settings, cluster: bool = False) -> list[ServiceStatus]:
         _up_redis_cluster(settings)
     else:
         _up_kafka(settings)
-        _up_redis(settings)
+        up_redis(settings)
     return status(settings, cluster=cluster)
 
 
@@ -81,34 +83,76 @@ def _up_kafka_cluster(settings: Settings) -> None:
     ensure_topics(CLUSTER_BOOTSTRAP, project_topics(settings), replication=3)
 
 
-def _up_redis(settings: Settings) -> None:
+def up_redis(settings: Settings) -> None:
     url = settings.redis_url
-    if redis_server.answers(url) is not None:
+    acl_text = redis_acl.stack_acl_text(settings)
+    state, _ = redis_server.probe(redis_acl.admin_url(settings, url))
+    if state is not Probe.DOWN:
+        _sync_acl(settings, REDIS, url, state, acl_text)
         return
     host, port = parse_redis_url(url)
     if not is_loopback(host):
         raise StackError(
-            f"Redis at {url} does not answer, and ClickPulse only starts Redis on loopback; "
+            f"Redis at {redact_url(url)} does not answer, and ClickPulse only starts Redis on loopback; "
             "start your Redis or fix REDIS_URL"
         )
     if port_open(host, port):
         raise StackError(
             f"port {port} is taken by something that does not speak Redis; free it or set REDIS_URL"
         )
-    proc = redis_server.start_instance(settings.data_dir, REDIS, host, port, settings.redis_maxmemory)
-    redis_server.wait_ready(url, settings.stack_start_timeout_s, proc.log_file if proc else None)
+    proc = redis_server.start_instance(
+        settings.data_dir, REDIS, host, port, settings.redis_maxmemory, acl_text=acl_text
+    )
+    redis_server.wait_ready(
+        redis_acl.admin_url(settings, url), settings.stack_start_timeout_s, proc.log_file if proc else None
+    )
+
+
+def _sync_acl(settings: Settings, name: str, url: str, state: Probe, acl_text: str) -> None:
+    """A Redis answers at ``url``: bring the users of one the stack started in line with the mode
+    (``ACL LOAD``); an external one must already accept the stack's login."""
+    if state is Probe.UP and not settings.redis_acl:
+        return  # the default user answers: all that ACL mode off needs
+    if load_managed(settings.data_dir, name) is not None:
+        redis_acl.reload_running(settings, url, redis_server.acl_file(settings.data_dir, name), acl_text)
+        return
+    if state is Probe.AUTH:
+        hint = (
+            f"load the users rendered by `clickpulse stack up` into it (see the README section 'Security'; "
+            f"the file ClickPulse would use is {redis_server.acl_file(settings.data_dir, name)})"
+            if settings.redis_acl
+            else "set CLICKPULSE_REDIS_ACL=1 or put the credentials into REDIS_URL"
+        )
+        if settings.redis_acl:
+            redis_acl.write_private(redis_server.acl_file(settings.data_dir, name), acl_text)
+        raise StackError(f"Redis at {redact_url(url)} is not run by ClickPulse and refuses its login: {hint}")
 
 
 def _up_redis_cluster(settings: Settings) -> None:
+    acl_text = redis_acl.stack_acl_text(settings)
     for port in redis_server.CLUSTER_PORTS:
         name = f"{REDIS_CLUSTER}-{port}"
+        url = f"redis://127.0.0.1:{port}/0"
+        state, _ = redis_server.probe(redis_acl.admin_url(settings, url))
+        if state is not Probe.DOWN:
+            _sync_acl(settings, name, url, state, acl_text)
+            continue
         proc = redis_server.start_instance(
-            settings.data_dir, name, "127.0.0.1", port, settings.redis_maxmemory, cluster=True
+            settings.data_dir,
+            name,
+            "127.0.0.1",
+            port,
+            settings.redis_maxmemory,
+            cluster=True,
+            acl_text=acl_text,
         )
         redis_server.wait_ready(
-            f"redis://127.0.0.1:{port}/0", settings.stack_start_timeout_s, proc.log_file if proc else None
+            redis_acl.admin_url(settings, url),
+            settings.stack_start_timeout_s,
+            proc.log_file if proc else None,
         )
-    redis_server.create_cluster("127.0.0.1", redis_server.CLUSTER_PORTS)
+    admin = redis_acl.admin_credentials(settings)
+    redis_server.create_cluster("127.0.0.1", redis_server.CLUSTER_PORTS, admin)
 
 
 def down(settings: Settings, cluster: bool = False) -> list[str]:
@@ -152,5 +196,8 @@ def _kafka_status(label: str, proc_name: str, bootstrap: str, settings: Settings
 
 def _redis_status(label: str, proc_name: str, url: str, settings: Settings) -> ServiceStatus:
     managed = load_managed(settings.data_dir, proc_name)
-    version = redis_server.answers(url)
-    return ServiceStatus(label, url, version is not None, version or "-", managed is not None)
+    state, version = redis_server.probe(redis_acl.admin_url(settings, url))
+    if state is Probe.AUTH:
+        version = "login refused" if settings.redis_acl else "needs ACL"
+    address = redact_url(url) + (" (acl)" if settings.redis_acl else "")
+    return ServiceStatus(label, address, state is Probe.UP, version or "-", managed is not None)

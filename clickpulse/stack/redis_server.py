@@ -7,10 +7,13 @@ import os
 import shutil
 import subprocess
 import time
+from enum import StrEnum
 from pathlib import Path
 
 from clickpulse.settings import PROJECT_ROOT
 from clickpulse.stack.processes import ManagedProcess, StackError, load_managed, log_tail, spawn
+from clickpulse.stack.redis_acl import ACL_FILE_NAME, OPEN_ACL, redis_cli_auth
+from streaming.redis_roles import RoleCredentials, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -48,32 +51,64 @@ def redis_server_version(binary: str) -> str:
     return "unknown"
 
 
-def render_config(data_dir: Path, name: str, host: str, port: int, maxmemory: str, cluster: bool) -> Path:
-    node_dir = data_dir / "redis" / name
-    node_dir.mkdir(parents=True, exist_ok=True)
+def node_dir(data_dir: Path, name: str) -> Path:
+    """Where one instance keeps its config, ACL file, AOF and cluster state."""
+    return data_dir / "redis" / name
+
+
+def acl_file(data_dir: Path, name: str) -> Path:
+    return node_dir(data_dir, name) / ACL_FILE_NAME
+
+
+def render_config(
+    data_dir: Path,
+    name: str,
+    host: str,
+    port: int,
+    maxmemory: str,
+    cluster: bool,
+    acl_text: str = OPEN_ACL,
+) -> Path:
+    """The instance's redis.conf and its ACL file (``acl_text``; the open default unless ACL mode)."""
+    folder = node_dir(data_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    users = acl_file(data_dir, name)
+    users.write_text(acl_text)
+    users.chmod(0o600)
     cluster_lines = ""
     if cluster:
         cluster_lines = (
             f"cluster-enabled yes\ncluster-config-file nodes-{port}.conf\n"
             "cluster-node-timeout 5000\ncluster-require-full-coverage no\n"
         )
-    conf = node_dir / "redis.conf"
+    conf = folder / "redis.conf"
     conf.write_text(
         CONF_TEMPLATE.read_text().format(
-            host=host, port=port, data_dir=node_dir, maxmemory=maxmemory, cluster_lines=cluster_lines
+            host=host,
+            port=port,
+            data_dir=folder,
+            maxmemory=maxmemory,
+            cluster_lines=cluster_lines,
+            acl_file=users,
         )
     )
     return conf
 
 
 def start_instance(
-    data_dir: Path, name: str, host: str, port: int, maxmemory: str, cluster: bool = False
+    data_dir: Path,
+    name: str,
+    host: str,
+    port: int,
+    maxmemory: str,
+    cluster: bool = False,
+    acl_text: str = OPEN_ACL,
 ) -> ManagedProcess | None:
     """Start one redis-server unless this project already runs it; None when it was running."""
     if load_managed(data_dir, name) is not None:
         return None
     binary = ensure_redis_server()
-    conf = render_config(data_dir, name, host, port, maxmemory, cluster)
+    conf = render_config(data_dir, name, host, port, maxmemory, cluster, acl_text)
     return spawn(
         data_dir, name, [binary, str(conf)], address=f"{host}:{port}", version=redis_server_version(binary)
     )
@@ -96,28 +131,53 @@ def wait_ready(url: str, timeout_s: float, log_file: str | None) -> None:
             last = str(exc)
         time.sleep(0.2)
     raise StackError(
-        f"Redis at {url} did not answer PING within {timeout_s:.0f}s ({last}).\n"
+        f"Redis at {redact_url(url)} did not answer PING within {timeout_s:.0f}s ({last}).\n"
         f"{log_tail(log_file) if log_file else ''}"
     )
 
 
 def answers(url: str) -> str | None:
     """The server version when Redis answers at ``url``, else None."""
+    state, version = probe(url)
+    return version if state is Probe.UP else None
+
+
+class Probe(StrEnum):
+    UP = "up"
+    AUTH = "auth"  # something answers but refuses these credentials (or none)
+    DOWN = "down"
+
+
+def probe(url: str) -> tuple[Probe, str | None]:
+    """Whether Redis answers ``INFO server`` at ``url`` (with the URL's credentials), and its version."""
     import redis
 
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:
-        info = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).info("server")
-        return str(info.get("redis_version", "unknown"))
+        info = client.info("server")
+        return Probe.UP, str(info.get("redis_version", "unknown"))
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError):
+        return Probe.AUTH, None
+    except redis.ResponseError as exc:
+        return (Probe.AUTH if "NOAUTH" in str(exc) else Probe.DOWN), None
     except Exception:
-        return None
+        return Probe.DOWN, None
+    finally:
+        client.close()
 
 
-def create_cluster(host: str, ports: tuple[int, ...]) -> None:
+def create_cluster(host: str, ports: tuple[int, ...], credentials: RoleCredentials | None = None) -> None:
     """Join the instances into a cluster of masters (no replicas) unless they already form one."""
     import redis
 
+    username = credentials.username if credentials else None
+    password = credentials.password if credentials else None
+
     def cluster_ok(port: int) -> bool:
-        info = redis.Redis(host=host, port=port, decode_responses=True).cluster("info")
+        client = redis.Redis(
+            host=host, port=port, username=username, password=password, decode_responses=True
+        )
+        info = client.cluster("info")
         return str(info.get("cluster_state")) == "ok" and int(info.get("cluster_known_nodes", 0)) == len(
             ports
         )
@@ -128,11 +188,13 @@ def create_cluster(host: str, ports: tuple[int, ...]) -> None:
     if cli is None:
         raise StackError("redis-cli (from the redis-tools package) is needed to form the Redis Cluster")
     nodes = [f"{host}:{p}" for p in ports]
+    auth_args, auth_env = redis_cli_auth(credentials)
     result = subprocess.run(
-        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+        [cli, *auth_args, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **auth_env},
     )
     if result.returncode != 0:
         raise StackError(

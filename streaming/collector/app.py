@@ -38,6 +38,7 @@ from streaming.ingest import (
 )
 from streaming.kafka_io import producer_config
 from streaming.payload import PayloadError, TooManyEventsError, parse_payload
+from streaming.pseudonymize import ingest_transform
 
 logger = logging.getLogger(__name__)
 
@@ -230,9 +231,11 @@ def create_app(
 ) -> FastAPI:
     """The collector as an ASGI app; ``producer`` defaults to an idempotent confluent-kafka producer.
 
-    ``transform`` is applied to each valid event before it is produced (the pseudonymisation seam).
+    ``transform`` is applied to each valid event before it is produced, followed by the ``user_id``
+    pseudonymisation when ``CLICKPULSE_PSEUDONYMIZE_KEY`` is set (``streaming.pseudonymize``).
     """
     settings = settings or get_settings()
+    transform = ingest_transform(settings, transform)
     config = collector_producer_config(settings)
     if producer is None:
         from confluent_kafka import Producer

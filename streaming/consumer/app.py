@@ -42,6 +42,7 @@ from streaming.contract import event_to_dict
 from streaming.kafka_io import consumer_config, producer_config
 from streaming.keyspace import Keyspace, Retention
 from streaming.redis_conn import Family, RedisRouter
+from streaming.redis_roles import Role
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class RealtimeConsumer:
         self.topic = settings.topic_raw
         self.retention = Retention.from_settings(settings)
         self._owns_router = router is None
-        self.router = router or RedisRouter.from_settings(settings)
+        self.router = router or RedisRouter.from_settings(settings, Role.CONSUMER)
         self.keyspace = keyspace or Keyspace.from_settings(settings)
         self.writer = StateWriter(self.router, self.keyspace, settings, self.topic)
         self.enricher = UserAttributesCache(

@@ -124,8 +124,19 @@ def _screenshot(driver: WebDriver, name: str) -> Path:
     return path
 
 
+def _text(driver: WebDriver, element_id: str) -> str:
+    """The element's rendered text, read in one script call: the pages re-render their live parts, so a
+    WebElement found a moment earlier may already be stale."""
+    return str(driver.execute_script("return document.getElementById(arguments[0]).innerText", element_id))
+
+
+def _texts(driver: WebDriver, selector: str) -> list[str]:
+    script = "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)"
+    return [str(t) for t in driver.execute_script(script, selector)]
+
+
 def _number(driver: WebDriver, element_id: str) -> int | None:
-    text = driver.find_element(By.ID, element_id).text.replace(",", "").strip()
+    text = _text(driver, element_id).replace(",", "").strip()
     return int(text) if text.isdigit() else None
 
 
@@ -138,7 +149,7 @@ def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: WebDriver) -
     browser.get(f"{api}/dashboard?key={READ_KEY}")
     before = _wait(browser, lambda d: _number(d, "total-clicks"), 15, "dashboard's first snapshot")
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#top-videos tr"), 5, "top videos")
-    top_titles = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#top-videos td.title")]
+    top_titles = _texts(browser, "#top-videos td.title")
     assert any(title.startswith(t) for title in top_titles for t in stack.titles.values())
     dashboard = browser.current_window_handle
 
@@ -157,8 +168,8 @@ def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: WebDriver) -
     _wait(browser, lambda d: _number(d, "accepted-count") == accepted, 15, "the clicks to be accepted")
     clicked_at = time.monotonic()
     # The consumer publishes each counted click on the user's channel; the player shows it.
-    _wait(browser, lambda d: "e2e-user" in d.find_element(By.ID, "user-log").text, 15, "the user channel")
-    assert "like" in browser.find_element(By.ID, "user-log").text
+    _wait(browser, lambda d: "e2e-user" in _text(d, "user-log"), 15, "the user channel")
+    assert "like" in _text(browser, "user-log")
     _screenshot(browser, "player")
     assert _severe_errors(browser) == []
 
@@ -168,7 +179,7 @@ def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: WebDriver) -
     seconds = time.monotonic() - clicked_at
     like_row = '#ctr-button tr[data-button="like"]'
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, like_row), 5, "the button table")
-    _wait(browser, lambda d: "like" in d.find_element(By.ID, "ticker").text, 5, "the click ticker")
+    _wait(browser, lambda d: "like" in _text(d, "ticker"), 5, "the click ticker")
     time.sleep(1.0)  # let the chart draw a few points for the screenshot
     _screenshot(browser, "dashboard")
     assert _severe_errors(browser) == []

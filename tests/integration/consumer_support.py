@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from clickpulse.settings import PROJECT_ROOT, Settings
 from streaming.contract import decode_and_validate
+from streaming.kafka_io import end_offsets
 from streaming.simulator import SimulationConfig, Simulator, Truth, backfill_window
 
 WEIGHTS = {"impression": 0.1, "click": 1.0, "conversion": 5.0}
@@ -141,6 +142,16 @@ def garbage(now_ms: int) -> list[Record]:
         os.urandom(64),
     ]
     return [Record(p, b"bad-u", now_ms) for p in payloads]
+
+
+def traffic(settings: Settings, events: int, seed: int) -> tuple[list[Record], Truth]:
+    """Simulator backfill + hand-made late/current events + garbage, with re-sent duplicates."""
+    now = now_ms()
+    sim_records, truth = simulated(events, seed)
+    extra = handmade(events // 10, seed, now, settings.allowed_lateness_minutes * 60)
+    bad = garbage(now)
+    mixed = sim_records[: len(sim_records) // 2] + bad + extra + sim_records[len(sim_records) // 2 :]
+    return with_duplicates(mixed, 0.02, seed, now), truth
 
 
 @dataclass
@@ -455,35 +466,13 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
     return out
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe.{uuid.uuid4().hex[:8]}"})
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    out = {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions
-    }
-    consumer.close()
-    return out
-
-
-def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    tps = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10)
-    consumer.close()
-    return {tp.partition: tp.offset for tp in tps}
-
-
-def wait_caught_up(bootstrap: str, group: str, topic: str, timeout_s: float = 90) -> None:
-    """Until the group's committed offsets reach the end of every partition."""
-    ends = end_offsets(bootstrap, topic)
-    deadline = time.monotonic() + timeout_s
-    last: dict[int, int] = {}
-    while time.monotonic() < deadline:
-        last = committed(bootstrap, group, topic)
-        if all(last.get(p, -1) >= end for p, end in ends.items() if end > 0):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"group {group} did not catch up: committed {last}, end {ends}")
+def group_assignment(bootstrap: str, group: str) -> list[list[int]]:
+    """The partitions each live member of ``group`` holds now, one sorted list per member."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    return sorted(
+        sorted(tp.partition for tp in member.assignment.topic_partitions) for member in description.members
+    )
 
 
 def reset_group(bootstrap: str, group: str, topic: str) -> None:
@@ -560,6 +549,22 @@ def start_consumer_process(
         stdout=handle,
         stderr=subprocess.STDOUT,
     )
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def counted(router: Any, keyspace: Any) -> int:
+    """Events the consumers counted so far (all-time global total)."""
+    from streaming.keyspace import read_global
+
+    return int(read_global(router, keyspace=keyspace)["totals"]["events"])
 
 
 def now_ms() -> int:

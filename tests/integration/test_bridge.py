@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import orjson
@@ -11,7 +10,7 @@ import redis
 from clickpulse.settings import Settings
 from streaming.bridge import RedisBridge
 from streaming.dlq import HEADER_ERROR, HEADER_STAGE, read_headers
-from tests.support.ingest import make_event, read_topic
+from tests.support.ingest import forward_through_bridge, make_event, read_topic
 
 
 def test_bridge_forwards_valid_events_and_dead_letters_bad_ones(
@@ -24,25 +23,20 @@ def test_bridge_forwards_valid_events_and_dead_letters_bad_ones(
         CLICKPULSE_TOPIC_DLQ=new_topic("dlq", partitions=1),
         CLICKPULSE_BRIDGE_CHANNEL=unique_name("ingest:events"),
     )
-    bridge = RedisBridge(settings).start()
-    assert bridge.ready.wait(10), "bridge did not subscribe"
     single = make_event()
     in_array = make_event("impression")
     bad_element = b'{"event_type": "click", "user_id": "u-bad"}'
     not_events = b"definitely not json"
+    bridge = RedisBridge(settings)
     publisher = redis.Redis.from_url(redis_url)
     try:
-        for message in (
+        messages = [
             orjson.dumps(single),
             not_events,
             b"[" + orjson.dumps(in_array) + b", " + bad_element + b"]",
-        ):
-            assert publisher.publish(settings.bridge_channel, message) == 1  # our bridge is the subscriber
-        deadline = time.monotonic() + 10
-        while bridge.stats["delivered"] < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        ]
+        forward_through_bridge(bridge, publisher.publish, messages, deliveries=4)
     finally:
-        bridge.stop()
         publisher.close()
 
     assert bridge.stats == {"messages": 3, "accepted": 2, "rejected": 2, "delivered": 4, "delivery_failed": 0}

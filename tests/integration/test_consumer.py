@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -23,68 +24,33 @@ from streaming.dlq import (
     HEADER_STAGE,
     read_headers,
 )
-from streaming.keyspace import Keyspace, read_global, write_user_attributes
+from streaming.kafka_io import committed_offsets as committed
+from streaming.kafka_io import wait_caught_up
+from streaming.keyspace import Keyspace, write_user_attributes
 from streaming.redis_conn import Family, RedisRouter
 from tests.integration.consumer_support import (
     Expected,
     Record,
-    committed,
     compare,
     compare_with_simulator_truth,
     consumer_env,
-    garbage,
+    counted,
     handmade,
     now_ms,
     produce,
     read_topic,
     redis_state,
     reset_group,
-    simulated,
     start_consumer_process,
-    wait_caught_up,
-    with_duplicates,
+    traffic,
+    wait_until,
 )
-
-
-@pytest.fixture
-def private(
-    settings: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
-) -> Iterator[Settings]:
-    """Settings with this test's own topics, Redis key prefix and channel namespace; keys deleted after."""
-    prefix = unique_name("t")
-    own = settings.model_copy(
-        update={
-            "topic_raw": new_topic("raw", 3),
-            "topic_enriched": new_topic("enriched", 3),
-            "topic_dlq": new_topic("dlq", 1),
-            "redis_prefix": prefix,
-            "live_channel_prefix": prefix,
-            "consumer_session_timeout_ms": 6000,
-        }
-    )
-    yield own
-    router = RedisRouter.from_settings(own)
-    for client in router.clients():
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i : i + 500])
-    router.close()
 
 
 def run_until(consumer: RealtimeConsumer, records: int, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     consumer.run(stop_when=lambda s: s.records >= records or time.monotonic() > deadline)
     assert consumer.stats.records >= records, f"consumed {consumer.stats.records} of {records} records"
-
-
-def traffic(settings: Settings, events: int, seed: int) -> tuple[list[Record], Any]:
-    """Simulator backfill + hand-made late/current events + garbage, with re-sent duplicates."""
-    now = now_ms()
-    sim_records, truth = simulated(events, seed)
-    extra = handmade(events // 10, seed, now, settings.allowed_lateness_minutes * 60)
-    bad = garbage(now)
-    mixed = sim_records[: len(sim_records) // 2] + bad + extra + sim_records[len(sim_records) // 2 :]
-    return with_duplicates(mixed, 0.02, seed, now), truth
 
 
 def test_counts_equal_truth_and_replay_changes_nothing(private: Settings) -> None:
@@ -185,19 +151,6 @@ class Feeder(threading.Thread):
         self.done.set()
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _counted(router: RedisRouter, ks: Keyspace) -> int:
-    return int(read_global(router, keyspace=ks)["totals"]["events"])
-
-
 @pytest.mark.parametrize("consumers", [1, 2], ids=["sigkill-restart", "two-consumers-one-killed"])
 def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path, consumers: int) -> None:
     records, _truth = traffic(private, 5000, seed=11 + consumers)
@@ -211,11 +164,11 @@ def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path
     feeder = Feeder(private.kafka_bootstrap_servers, private.topic_raw, records, per_s=1500)
     try:
         feeder.start()
-        _wait_for(lambda: _counted(router, ks) > 800, 60, "the first counts")
+        wait_until(lambda: counted(router, ks) > 800, 60, "the first counts")
         victim = procs[0]
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        assert 0 < _counted(router, ks) < expected.valid, "the kill should land mid-stream"
+        assert 0 < counted(router, ks) < expected.valid, "the kill should land mid-stream"
         if consumers == 1:
             procs.append(start_consumer_process(env, group, batch_size=100, log=log))
         feeder.join(60)
@@ -229,4 +182,55 @@ def test_sigkill_mid_stream_keeps_counts_exact(private: Settings, tmp_path: Path
     assert all(
         offset > 0 for offset in committed(private.kafka_bootstrap_servers, group, private.topic_raw).values()
     )
+    router.close()
+
+
+def random_records(count: int, seed: int, now: int) -> list[Record]:
+    """Arbitrary record values: empty, a tombstone, ~900 KB, invalid UTF-8, text, JSON fragments, a
+    truncated valid event, then random bytes of random lengths (seeded, so a failure can be replayed)."""
+    rng = random.Random(seed)
+    event = orjson.dumps(
+        {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "event_type": "click"}
+    )
+    fixed: list[bytes | None] = [
+        b"",
+        None,
+        rng.randbytes(900_000),
+        b"\xc3\x28\xa0\xa1\xe2\x28\xa1\xf0\x28\x8c\xbc",
+        "plain text, not JSON: ünïcödé".encode(),
+        b"{}",
+        b'{"events": []}',
+        b"[{}]",
+        b"\x00" * 64,
+        event[: len(event) // 2],
+    ]
+    values = fixed + [rng.randbytes(rng.choice([1, 7, 100, 5000])) for _ in range(count - len(fixed))]
+    return [Record(v, rng.randbytes(rng.randint(0, 8)) or None, now) for v in values]
+
+
+def test_random_bytes_are_all_dead_lettered_and_counting_goes_on(private: Settings) -> None:
+    now = now_ms()
+    junk = random_records(300, seed=99, now=now)
+    valid = handmade(60, 99, now, private.allowed_lateness_minutes * 60)
+    records = valid[:30] + junk + valid[30:]
+    produce(private.kafka_bootstrap_servers, private.topic_raw, records)
+    expected = Expected.of(records, private.allowed_lateness_minutes * 60, time.time())
+    assert expected.invalid == len(junk) and expected.valid == len(valid)
+
+    router = RedisRouter.from_settings(private)
+    ks = Keyspace.from_settings(private)
+    consumer = RealtimeConsumer(private, group=f"{private.redis_prefix}.g", router=router, keyspace=ks)
+    try:
+        run_until(consumer, len(records))
+    finally:
+        consumer.close()
+    assert (consumer.stats.dead_letters, consumer.stats.counted) == (len(junk), len(valid))
+    assert compare(router, ks, expected) == []
+
+    letters = read_topic(private.kafka_bootstrap_servers, private.topic_dlq, len(junk))
+    assert Counter(letter.value() or b"" for letter in letters) == Counter(r.value or b"" for r in junk)
+    for letter in letters:
+        headers = read_headers(letter.headers())
+        assert headers[HEADER_STAGE] == "consumer" and headers[HEADER_ERROR]
+        assert headers[HEADER_SOURCE_TOPIC] == private.topic_raw
     router.close()

@@ -1,20 +1,17 @@
-"""The same run on the 3-broker Kafka cluster and the 3-master Redis Cluster gives the same counts."""
+"""The same run on the 3-broker Kafka cluster and the 3-master Redis Cluster gives the same counts
+(``on_cluster`` in conftest: this test's own topics, RF 3, and key prefix on the shared cluster stack)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
-from confluent_kafka.admin import AdminClient
 from redis.cluster import RedisCluster
 
 from clickpulse.settings import Settings
-from clickpulse.stack import launcher
-from clickpulse.stack.topics import ensure_topics
 from streaming.consumer import RealtimeConsumer
 from streaming.keyspace import Keyspace
-from streaming.redis_conn import Family, RedisRouter, connect
+from streaming.redis_conn import Family, RedisRouter
 from tests.integration.consumer_support import (
     Expected,
     compare,
@@ -29,34 +26,6 @@ from tests.integration.consumer_support import (
 )
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def on_cluster(settings: Settings, unique_name: Callable[[str], str]) -> Iterator[Settings]:
-    launcher.up(settings, cluster=True)
-    prefix = unique_name("t")
-    topics = {unique_name("raw"): 6, unique_name("enriched"): 6, unique_name("dlq"): 1}
-    ensure_topics(launcher.CLUSTER_BOOTSTRAP, topics, replication=3)
-    raw, enriched, dlq = topics
-    own = settings.model_copy(
-        update={
-            "kafka_bootstrap_servers": launcher.CLUSTER_BOOTSTRAP,
-            "redis_url": launcher.CLUSTER_REDIS_URL,
-            "topic_raw": raw,
-            "topic_enriched": enriched,
-            "topic_dlq": dlq,
-            "redis_prefix": prefix,
-            "live_channel_prefix": prefix,
-        }
-    )
-    yield own
-    client = connect(launcher.CLUSTER_REDIS_URL)
-    for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
-        client.delete(key)
-    client.close()
-    AdminClient({"bootstrap.servers": launcher.CLUSTER_BOOTSTRAP}).delete_topics(
-        list(topics), operation_timeout=10
-    )
 
 
 def test_cluster_counts_equal_truth_and_replay(on_cluster: Settings) -> None:

@@ -16,11 +16,11 @@ from prometheus_client import REGISTRY
 
 from clickpulse.settings import Settings
 from streaming.consumer import RealtimeConsumer
+from streaming.kafka_io import committed_offsets as committed
 from streaming.keyspace import Keyspace, read_trending
 from streaming.redis_conn import Family, RedisRouter, connect
 from tests.integration.consumer_support import (
     Expected,
-    committed,
     compare,
     handmade,
     now_ms,

@@ -1,63 +1,35 @@
-"""The recommendations domain in Dagster, in process: the mart in DuckDB → train → gate → Redis.
-
-The warehouse and Redis resources here implement the two methods the assets use
-(``read_model``; ``router`` / ``keyspace``), the same signatures as ``orchestration``'s resources.
-"""
+"""The recommendations domain in Dagster, in process, with the production resource classes: the mart in
+a DuckDB warehouse → train → gate → versioned lists in Redis under a private prefix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 import assets.recommendations.definitions as recs_definitions
+import orchestration.jobs as orchestration_jobs
 from assets.recommendations.assets import (
     GATE_CHECK,
     INTERACTIONS_MODEL,
+    RECOMMENDATIONS_GROUP,
     recommendation_model,
     redis_recommendations,
 )
 from assets.recommendations.interactions import aggregate_events
 from clickpulse.settings import get_settings
-from streaming.keyspace import Keyspace
+from orchestration.resources import RedisResource
+from orchestration.warehouse import DuckDBWarehouse
 from streaming.recommendations.store import RecsStore, decode_list
-from streaming.redis_conn import RedisClient, RedisRouter, connect
+from streaming.redis_conn import Family, connect
 from streaming.simulator import SimulationConfig, Simulator
 from tests.integration.recs_support import delete_prefix
-
-
-@dataclass
-class DuckDBMart:
-    """read_model over one DuckDB file, parameters passed as such (no values in the SQL text)."""
-
-    path: str
-
-    def read_model(
-        self, model: str, columns: Sequence[str], time_column: str, start: datetime, end: datetime
-    ) -> pa.Table:
-        assert model.isidentifier() and time_column.isidentifier() and all(c.isidentifier() for c in columns)
-        with duckdb.connect(self.path, read_only=True) as con:
-            sql = f"select {', '.join(columns)} from {model} where {time_column} >= ? and {time_column} < ?"
-            return con.sql(sql, params=[start, end]).to_arrow_table()
-
-
-@dataclass
-class PrivateRedis:
-    client: RedisClient
-    prefix: str
-
-    def router(self) -> RedisRouter:
-        return RedisRouter.single(self.client)
-
-    def keyspace(self) -> Keyspace:
-        return Keyspace(prefix=self.prefix, channel_prefix=self.prefix)
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +43,18 @@ def mart(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, datetime]:
             last_event_time=frame["last_event_time"].dt.tz_localize(None),
         )
         con.register("frame", table)
-        con.execute(f"create table {INTERACTIONS_MODEL} as select * from frame")
+        con.execute(f"create table main.{INTERACTIONS_MODEL} as select * from frame")
     return path, sim.config.end
 
 
 @pytest.fixture
-def redis_resource(redis_url: str, unique_name: Callable[[str], str]) -> Iterator[PrivateRedis]:
-    resource = PrivateRedis(connect(redis_url), unique_name("recs"))
+def redis_resource(redis_url: str, unique_name: Callable[[str], str]) -> Iterator[RedisResource]:
+    resource = RedisResource(url=redis_url, prefix=unique_name("recs"))
     yield resource
-    delete_prefix(resource.client, resource.prefix)
-    resource.client.close()
+    client = connect(redis_url)
+    delete_prefix(client, resource.prefix)
+    client.close()
+    resource.router().close()
 
 
 @pytest.fixture
@@ -96,12 +70,16 @@ def recs_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callab
     get_settings.cache_clear()
 
 
-def run(mart: tuple[str, datetime], redis_resource: PrivateRedis) -> dg.ExecuteInProcessResult:
+def recs_client(resource: RedisResource) -> Any:
+    return resource.router().client(Family.RECS)
+
+
+def run(mart: tuple[str, datetime], redis_resource: RedisResource) -> dg.ExecuteInProcessResult:
     path, end = mart
     as_of = (end + timedelta(hours=1)).isoformat()
     return dg.materialize(
         [recommendation_model, redis_recommendations],
-        resources={"warehouse": DuckDBMart(path), "redis": redis_resource},
+        resources={"warehouse": DuckDBWarehouse(path=path), "redis": redis_resource},
         run_config=dg.RunConfig(
             ops={"recommendation_model": {"config": {"as_of": as_of, "training_days": 30}}}
         ),
@@ -113,7 +91,12 @@ def run(mart: tuple[str, datetime], redis_resource: PrivateRedis) -> dg.ExecuteI
 def test_definitions_pin_the_asset_and_check_keys() -> None:
     merged = dg.Definitions.merge(
         recs_definitions.defs,
-        dg.Definitions(resources={"warehouse": DuckDBMart(":memory:"), "redis": PrivateRedis(None, "x")}),  # type: ignore[arg-type]
+        dg.Definitions(
+            resources={
+                "warehouse": DuckDBWarehouse(path="unused.duckdb"),
+                "redis": RedisResource(url="redis://x"),
+            }
+        ),
     )
     graph = merged.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {
@@ -124,12 +107,15 @@ def test_definitions_pin_the_asset_and_check_keys() -> None:
         ("recommendation_model", GATE_CHECK)
     }
     assert merged.resolve_job_def("retrain_recommendations") is not None
+    assert orchestration_jobs.RECOMMENDATIONS_GROUP == RECOMMENDATIONS_GROUP, (
+        "daily_retrain selects the group"
+    )
     upstream = graph.get(dg.AssetKey("recommendation_model")).parent_keys
     assert upstream == {dg.AssetKey(INTERACTIONS_MODEL)}
 
 
 def test_train_gate_and_publish(
-    mart: tuple[str, datetime], redis_resource: PrivateRedis, recs_env: Callable[..., None], tmp_path: Path
+    mart: tuple[str, datetime], redis_resource: RedisResource, recs_env: Callable[..., None], tmp_path: Path
 ) -> None:
     result = run(mart, redis_resource)
     assert result.success
@@ -155,18 +141,18 @@ def test_train_gate_and_publish(
     rows = metadata["metrics"].value.records  # type: ignore[union-attr]
     assert {r.data["model"] for r in rows} == {"popularity", "item_item", "als"}
 
-    store = RecsStore(redis_resource.client, redis_resource.keyspace())
+    store = RecsStore(recs_client(redis_resource), redis_resource.keyspace())
     assert store.pointer().current == version
     published = result.output_for_node("recommendation_model")
     user, items = next(published.user_lists())
     stored = decode_list(
-        redis_resource.client.get(redis_resource.keyspace().user_recommendations(user, version))
+        recs_client(redis_resource).get(redis_resource.keyspace().user_recommendations(user, version))
     )
     assert stored == (version, items)
 
 
 def test_a_failing_gate_blocks_publishing(
-    mart: tuple[str, datetime], redis_resource: PrivateRedis, recs_env: Callable[..., None]
+    mart: tuple[str, datetime], redis_resource: RedisResource, recs_env: Callable[..., None]
 ) -> None:
     recs_env(CLICKPULSE_RECS_NDCG_GATE_FACTOR="1000")
     result = run(mart, redis_resource)
@@ -175,5 +161,5 @@ def test_a_failing_gate_blocks_publishing(
     assert check.metadata["gate_factor"].value == 1000.0
     materialized = {m.asset_key for m in result.get_asset_materialization_events()}
     assert materialized == {dg.AssetKey("recommendation_model")}
-    assert RecsStore(redis_resource.client, redis_resource.keyspace()).pointer().current is None
+    assert RecsStore(recs_client(redis_resource), redis_resource.keyspace()).pointer().current is None
     assert pd.notna(check.metadata["chosen_ndcg_at_10"].value)

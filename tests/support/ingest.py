@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -32,11 +32,16 @@ def collector_settings(bootstrap: str, raw: str, dlq: str, **extra: Any) -> Sett
     )
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound then released): a Kafka or collector that is down."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def closed_port(below: int = 65536) -> int:
+    """A loopback port nothing listens on (bound then released): a Kafka or collector that is down.
+
+    ``below`` bounds it: a Redis Cluster node also listens on port + 10000, so it needs one < 55536."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < below:
+            return port
 
 
 @contextmanager
@@ -110,3 +115,20 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
         return records
     finally:
         consumer.close()
+
+
+def forward_through_bridge(
+    bridge: Any, publish: Callable[[str, bytes], int], messages: Sequence[bytes], deliveries: int
+) -> None:
+    """Start a ``RedisBridge``, publish ``messages`` on its channel once it subscribed (each must reach
+    exactly one subscriber: this bridge), wait until Kafka confirmed ``deliveries`` records, stop it."""
+    bridge.start()
+    try:
+        assert bridge.ready.wait(10), "the bridge did not subscribe"
+        for message in messages:
+            assert publish(bridge.channel, message) == 1
+        deadline = time.monotonic() + 10
+        while bridge.stats["delivered"] < deliveries and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        bridge.stop()

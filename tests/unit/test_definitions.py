@@ -31,11 +31,14 @@ ASSET_KEYS = {
     "fct_video_popularity",
     "fct_user_engagement_daily",
     "fct_recommendation_ctr",
+    "recommendation_model",
+    "redis_recommendations",
 }
 OUR_CHECKS = {
     "raw_click_events:great_expectations_suite",
     "raw_click_events:row_count_matches_kafka",
     "fct_video_engagement_hourly:reconciles_with_redis",
+    "recommendation_model:ndcg_beats_popularity",
 }
 HOURLY = {"raw_click_events", "fct_video_engagement_hourly", "fct_button_clicks_hourly"}
 
@@ -83,7 +86,13 @@ def test_incremental_marts_share_the_export_partitions(defs: dg.Definitions) -> 
 
 def test_jobs_schedules_and_sensors_are_pinned(defs: dg.Definitions) -> None:
     jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
-    assert jobs == {"hourly_export", "marts", "refresh_dimensions", "daily_retrain"}
+    assert jobs == {
+        "hourly_export",
+        "marts",
+        "refresh_dimensions",
+        "daily_retrain",
+        "retrain_recommendations",
+    }
     assert {s.name for s in defs.schedules or []} == {
         "hourly_export_schedule",
         "refresh_dimensions_schedule",
@@ -95,6 +104,8 @@ def test_jobs_schedules_and_sensors_are_pinned(defs: dg.Definitions) -> None:
         "fct_user_engagement_daily",
         "fct_video_popularity",
         "int_user_video_interactions_aggregated",
+        "recommendation_model",
+        "redis_recommendations",
     }
 
 

@@ -25,7 +25,7 @@ from streaming.keyspace import (
 )
 from streaming.redis_conn import Family, _redact
 
-KEYSPACE_DOC = Path(__file__).resolve().parents[2] / "streaming" / "KEYSPACE.md"
+KEYSPACE_DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _slot(key: str) -> int:
@@ -90,7 +90,7 @@ def test_families_are_unique_and_documented() -> None:
     assert {f.group for f in families} == set(Family)
     doc = KEYSPACE_DOC.read_text()
     missing = [p for p in patterns if f"`{p}`" not in doc]
-    assert missing == [], f"KEYSPACE.md does not document {missing}"
+    assert missing == [], f"the README does not document {missing}"
 
 
 def test_retention_follows_the_lateness_allowance() -> None:

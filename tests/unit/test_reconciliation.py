@@ -8,6 +8,7 @@ from assets.dbt.reconciliation import (
     ALL_VIDEOS,
     MartRow,
     StreamCounts,
+    fully_exported,
     late_by_type,
     reconcilable_hours,
     reconcile,
@@ -89,3 +90,15 @@ def test_partially_counted_late_events_are_reported_not_failed() -> None:
     late = late_by_type([(H, "v1", "click"), (H, "v1", "click")])
     result = reconcile([H], mart, late, {(H, "v1"): StreamCounts(5, 4, 0, 3)}, {H: StreamCounts(5, 4, 0)})
     assert result.passed and result.not_comparable == [(H, "v1")]
+
+
+def test_hours_need_every_partition_their_events_can_arrive_in() -> None:
+    h = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    hours = [h - timedelta(hours=1), h, h + timedelta(hours=1)]
+    # Partitions 10:00 and 11:00 exported: hour 10 (events arrive 09:55..12:00 with 5 min early and
+    # 60 min lateness) still needs 09:00, so no hour is complete.
+    exported = {h, h + timedelta(hours=1)}
+    assert fully_exported(hours, exported, lateness_minutes=60, early_minutes=5) == []
+    exported.add(h - timedelta(hours=1))
+    assert fully_exported(hours, exported, lateness_minutes=60, early_minutes=5) == [h]
+    assert fully_exported(hours, exported, lateness_minutes=0, early_minutes=0) == hours

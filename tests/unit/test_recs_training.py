@@ -81,6 +81,12 @@ def test_ranking_metrics_on_hand_made_lists() -> None:
     assert m.coverage == pytest.approx(5 / 6)
 
 
+def test_a_catalog_smaller_than_k_still_evaluates() -> None:
+    test = sp.csr_matrix(([1], ([0], [2])), shape=(1, 3))
+    m = ranking_metrics(np.array([[1, 2, 0]]), test, np.array([0]), k=10)
+    assert m.recall == 1.0 and m.ndcg == pytest.approx(1 / np.log2(3))
+
+
 def test_item_item_matches_brute_force_cosine() -> None:
     rng = np.random.default_rng(3)
     dense = (rng.random((40, 12)) < 0.3) * rng.integers(1, 5, (40, 12))
