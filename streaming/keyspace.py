@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import string
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -642,6 +642,28 @@ def read_video_metadata(
     return _hash(as_router(redis).client(Family.VIDEOS).hgetall(ks.video_metadata(video_id)))
 
 
+def _write_hashes(
+    client: RedisClient,
+    rows: Iterable[Mapping[str, Any]],
+    key_of: Callable[[str], str],
+    id_field: str,
+    fields: Sequence[str],
+    ttl_s: int,
+) -> int:
+    """One pipeline: HSET the non-null ``fields`` of each row under ``key_of(row[id_field])`` with a TTL."""
+    pipe = client.pipeline(transaction=False)
+    count = 0
+    for row in rows:
+        values: dict[Any, Any] = {f: str(row[f]) for f in fields if row.get(f) is not None}
+        if values:
+            key = key_of(str(row[id_field]))
+            pipe.hset(key, mapping=values)
+            pipe.expire(key, ttl_s)
+            count += 1
+    pipe.execute()
+    return count
+
+
 def write_video_metadata(
     redis: RedisClient | RedisRouter,
     rows: Iterable[Mapping[str, Any]],
@@ -651,17 +673,8 @@ def write_video_metadata(
 ) -> int:
     """Write ``video_id`` + metadata rows (the Dagster ``video_catalog`` asset), TTL in the same pipeline."""
     ks = keyspace or Keyspace()
-    pipe = as_router(redis).client(Family.VIDEOS).pipeline(transaction=False)
-    count = 0
-    for row in rows:
-        key = ks.video_metadata(str(row["video_id"]))
-        fields: dict[Any, Any] = {f: str(row[f]) for f in VIDEO_METADATA_FIELDS if row.get(f) is not None}
-        if fields:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, ttl_s)
-            count += 1
-    pipe.execute()
-    return count
+    client = as_router(redis).client(Family.VIDEOS)
+    return _write_hashes(client, rows, ks.video_metadata, "video_id", VIDEO_METADATA_FIELDS, ttl_s)
 
 
 def write_user_attributes(
@@ -673,14 +686,5 @@ def write_user_attributes(
 ) -> int:
     """Write ``user_id`` + country/subscription_tier/language rows (the Dagster ``user_profiles`` asset)."""
     ks = keyspace or Keyspace()
-    pipe = as_router(redis).client(Family.PROFILES).pipeline(transaction=False)
-    count = 0
-    for row in rows:
-        key = ks.user_attributes(str(row["user_id"]))
-        fields: dict[Any, Any] = {f: str(row[f]) for f in USER_ATTRIBUTE_FIELDS if row.get(f) is not None}
-        if fields:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, ttl_s)
-            count += 1
-    pipe.execute()
-    return count
+    client = as_router(redis).client(Family.PROFILES)
+    return _write_hashes(client, rows, ks.user_attributes, "user_id", USER_ATTRIBUTE_FIELDS, ttl_s)
