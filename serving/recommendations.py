@@ -59,8 +59,9 @@ def _from_api_state(api: Any) -> RecommendationReader:
     return reader
 
 
-def get_reader(request: Request) -> RecommendationReader:
-    """The process's reader: installed, or built once from the API's state (``serving.state.ApiState``)."""
+async def get_reader(request: Request) -> RecommendationReader:
+    """The process's reader: installed, or built once from the API's state (``serving.state.ApiState``).
+    ``async`` so that FastAPI does not run it in the thread pool."""
     reader: RecommendationReader | None = getattr(request.app.state, "recommendation_reader", None)
     if reader is None:
         api = getattr(request.app.state, "api", None)

@@ -46,6 +46,26 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def _stats_body(read_at_s: float, data: dict[str, Any]) -> bytes:
+    """The serialised ``VideoStats`` of one read: depends only on the read time and the numbers."""
+    read_at = ApiState.as_datetime(read_at_s)
+    minute = read_at.replace(second=0, microsecond=0)
+    hour = minute.replace(minute=0)
+    body = {
+        **data,
+        "window_start": None,
+        "window_end": read_at,
+        "last_hour": {
+            **data["last_hour"],
+            "window_start": minute - timedelta(minutes=59),
+            "window_end": read_at,
+        },
+        "last_24h": {**data["last_24h"], "window_start": hour - timedelta(hours=23), "window_end": read_at},
+    }
+    model = models.VideoStats.model_validate(body)
+    return model.__pydantic_serializer__.to_json(model)
+
+
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1")
 
@@ -61,24 +81,17 @@ def build_router() -> APIRouter:
         404 when the video has no counters and no catalog entry. A process may reuse an answer for
         ``CLICKPULSE_API_STATS_CACHE_MS`` (1 s); ``window_end`` is the time the numbers were read.
         """
-        now, data = await state.stats().read(video_id, state.now())
-        if data["clicks"] == 0 and data["impressions"] == 0 and data["conversions"] == 0:
-            metadata = await blocking(read_video_metadata, state.redis(), video_id, keyspace=state.keyspace)
-            if not metadata:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown video {video_id!r}")
-        read_at = state.as_datetime(now)
-        minute = read_at.replace(second=0, microsecond=0)
-        hour = minute.replace(minute=0)
-        body = {
-            **data,
-            "window_start": None,
-            "window_end": read_at,
-            "last_hour": {**data["last_hour"], "window_start": minute - timedelta(minutes=59)},
-            "last_24h": {**data["last_24h"], "window_start": hour - timedelta(hours=23)},
-        }
-        body["last_hour"]["window_end"] = read_at
-        body["last_24h"]["window_end"] = read_at
-        return model_response(models.VideoStats.model_validate(body))
+        entry = await state.stats().read(video_id, state.now())
+        if entry.body is None:
+            data = entry.data
+            if data["clicks"] == 0 and data["impressions"] == 0 and data["conversions"] == 0:
+                metadata = await blocking(
+                    read_video_metadata, state.redis(), video_id, keyspace=state.keyspace
+                )
+                if not metadata:
+                    raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown video {video_id!r}")
+            entry.body = _stats_body(entry.read_at, data)
+        return Response(entry.body, media_type=JSON)
 
     @router.get("/trending", response_model=models.Trending, summary="Videos by decayed engagement score")
     async def trending(

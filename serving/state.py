@@ -71,7 +71,9 @@ class ApiState:
         return found
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    """FastAPI dependency. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread
+    pool, a hop that cost more CPU than reading a cached answer."""
     state: ApiState = request.app.state.api
     return state
 
