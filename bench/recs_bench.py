@@ -9,23 +9,21 @@ Rows (``run() -> list[dict]``), each with a baseline measured in the same run:
    with the interactions loaded, before training.
 2. Publish time per 100K users (``RecsStore.publish``: JSON lists, pipelines, pointer switch) against
    ``redis-benchmark`` sending the same number of SETs with the same payload size, pipeline depth and TTL.
-3. ``GET /v1/recommendations`` p50 / p99 in the real API process (uvicorn, one worker) under an open-loop
-   load from ``bench/loadgen.py``, against the API's ``/bench/constant`` route at the same rate.
+3. ``GET /v1/recommendations/{user_id}`` in the real API process (uvicorn, one worker) on the published
+   lists, against the same server's ``/bench/constant`` route (``bench/api_load.py``, shared with the
+   stats benchmark): saturation throughput (closed loop; target >= 0.5 of the constant route) and p50 /
+   p99 at half of that rate (open loop; target p99 <= 25 ms).
 
 ``python -m bench recs_bench`` runs it; ``make bench`` runs all benchmarks.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
 import resource
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from typing import Any, Final
@@ -34,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
+from bench.api_load import compare_with_constant, comparison_rows, free_port, row, start_api, stop_api
+from clickpulse.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +45,6 @@ TRAIN_TARGET_S: Final = 600.0
 PUBLISH_USERS: Final = 100_000
 PUBLISH_VIDEOS: Final = 5_000
 READ_KEY: Final = "bench-recs-read-key"
-LATENCY_RATE: Final = 200.0
-LATENCY_S: Final = 10.0
 
 
 def synthetic_interactions(
@@ -186,17 +183,6 @@ def _in_child(target: Any, pairs: int, timeout_s: float = 3600) -> dict[str, Any
             process.terminate()
 
 
-def _row(name: str, value: float, baseline: float, unit: str, note: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": value,
-        "baseline": baseline,
-        "ratio": value / baseline if baseline else None,
-        "unit": unit,
-        "note": note,
-    }
-
-
 def _training_sizes() -> dict[int, tuple[int, int]]:
     """``CLICKPULSE_BENCH_RECS_SIZES`` (e.g. ``1M``; default every size) picks the training sizes: the 10M
     run alone takes about as long as the rest of ``make bench``."""
@@ -218,7 +204,7 @@ def training_rows() -> list[dict[str, Any]]:
         met = "met" if trained["seconds"] < TRAIN_TARGET_S else "MISSED"
         timings = ", ".join(f"{k[:-2]} {v:.0f}s" for k, v in trained["timings"].items() if v >= 1)
         rows.append(
-            _row(
+            row(
                 f"recs training time, {label} interactions",
                 trained["seconds"],
                 bare["seconds"],
@@ -230,7 +216,7 @@ def training_rows() -> list[dict[str, Any]]:
             )
         )
         rows.append(
-            _row(
+            row(
                 f"recs training peak memory, {label} interactions",
                 trained["peak_mb"],
                 trained["loaded_mb"],
@@ -274,12 +260,6 @@ def _redis_benchmark_seconds(
     return commands / rps
 
 
-def _delete_prefix(client: Any, prefix: str) -> None:
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 1000):
-        client.unlink(*keys[i : i + 1000])
-
-
 def publish_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
     from streaming.keyspace import Keyspace
     from streaming.recommendations.store import RecsStore, encode_list
@@ -299,7 +279,7 @@ def publish_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
     client.close()
     per_100k = seconds * 100_000 / PUBLISH_USERS
     return [
-        _row(
+        row(
             "recs publish time per 100K users",
             per_100k,
             baseline * 100_000 / PUBLISH_USERS,
@@ -311,72 +291,9 @@ def publish_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
-def recs_api_from_env() -> Any:
-    """uvicorn factory: the real API app with the recommendations route (as the API includes it)."""
-    from fastapi import Depends
-
-    from serving import recommendations
-    from serving.app import create_app
-    from serving.auth import ReadKeyAuth
-
-    settings = get_settings()
-    app = create_app(settings)
-    if not any(getattr(r, "path", None) == "/v1/recommendations/{user_id}" for r in app.routes):
-        auth = ReadKeyAuth(settings.read_key_set, settings.write_key_set)
-        app.include_router(recommendations.router, dependencies=[Depends(auth)])
-    return app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    import httpx
-
-    command = [
-        sys.executable, "-m", "uvicorn", "bench.recs_bench:recs_api_from_env", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}")
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the API did not start within 30 s")
-
-
-def _load(port: int, paths: list[str], rate: float, duration_s: float) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.write("\n".join(paths))
-        paths_file = handle.name
-    try:
-        command = [
-            sys.executable, "-m", "bench.loadgen", "--url", f"http://127.0.0.1:{port}",
-            "--paths-file", paths_file, "--header", f"Authorization: Bearer {READ_KEY}",
-            "--connections", "64", "--duration", str(duration_s), "--rate", f"{rate:.1f}",
-        ]  # fmt: skip
-        out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
-        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        os.unlink(paths_file)
-    if result["ok"] != result["requests"] or result["errors"]:
-        raise RuntimeError(f"failed requests during the load on {paths[0]}: {result}")
-    return result
-
-
 def api_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
-    """Latency of the blended endpoint on the users published by ``publish_rows`` (plus recent clicks and
-    trending, as the consumer keeps them) against /bench/constant at the same open-loop rate."""
+    """Saturation and half-saturation latency of the blended endpoint on the users published by
+    ``publish_rows`` (plus recent clicks and trending, as the consumer keeps them) against /bench/constant."""
     from streaming.keyspace import Keyspace
     from streaming.redis_conn import connect
 
@@ -404,51 +321,36 @@ def api_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
         f"/v1/recommendations/u{int(u)}?k=10" if u >= 0 else f"/v1/recommendations/new{i}?k=10"
         for i, u in enumerate(np.where(rng.random(4000) < 0.8, rng.integers(0, 10_000, 4000), -1))
     ]
-    port = _free_port()
-    process = _start_api(env, port)
+    port = free_port()
+    process = start_api(env, port)
     try:
-        loaded = _load(port, paths, LATENCY_RATE, LATENCY_S)
-        reference = _load(port, ["/bench/constant"], LATENCY_RATE, LATENCY_S)
+        measured = compare_with_constant(port, paths, READ_KEY)
     finally:
-        process.terminate()
-        process.wait(10)
-    note = f"open loop at {LATENCY_RATE:.0f} req/s for {LATENCY_S:.0f} s, 1 uvicorn worker, k=10; baseline = "
-    return [
-        _row(
-            "recs API p50",
-            loaded["p50_ms"],
-            reference["p50_ms"],
-            "ms",
-            note + "/bench/constant at the same rate",
-        ),
-        _row(
-            "recs API p99",
-            loaded["p99_ms"],
-            reference["p99_ms"],
-            "ms",
-            note + "/bench/constant at the same rate",
-        ),
-    ]
+        stop_api(process)
+    setup = (
+        "1 uvicorn worker, k=10, 4,000 requests in turn: 4 in 5 for users with a published list (half "
+        "of them with recent clicks), 1 in 5 cold start"
+    )
+    return comparison_rows("recommendations", measured, setup)
 
 
 def run() -> list[dict[str, Any]]:
-    settings = get_settings()
+    """Publishing and the API on a redis-server of the benchmark's own (other work on the shared one,
+    such as another consumer's multi-millisecond Lua batches, would queue ahead of the reads being timed),
+    then the training sizes."""
+    from bench.consumer_bench import private_redis
+
     prefix = f"bench-recs-{uuid.uuid4().hex[:8]}"
     rows: list[dict[str, Any]] = []
-    try:
+    with private_redis() as url:
+        settings = get_settings().model_copy(update={"redis_url": url})
         rows.extend(publish_rows(settings, prefix))
         rows.extend(api_rows(settings, prefix))
-    finally:
-        from streaming.redis_conn import connect
-
-        client = connect(settings.redis_url)
-        _delete_prefix(client, prefix)
-        client.close()
     rows.extend(training_rows())
     return rows
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for row in run():
-        print(row)
+    for result in run():
+        print(result)

@@ -7,6 +7,7 @@ used by the readers in the thread pool) and one asyncio client for the live feed
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -95,6 +96,10 @@ def create_app(
 
         state.hub = LiveHub(state.pubsub_client, metrics, transform=transform)
         state.hub.start()
+        # Everything built so far (modules, routes, models, pools) lives as long as the process: move it
+        # out of the collector's reach, so a full collection scans only what requests left behind
+        # (measured: 30-150 ms pauses every few seconds under load before, the p99 of cached stats).
+        gc.freeze()
         logger.info(
             "API reading Redis prefix %r; live channels %s",
             state.keyspace.prefix,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from clickpulse.settings import Settings
+from serving.routes import model_response
 from streaming.recommendations.reader import RecommendationReader
 from streaming.redis_conn import RedisRouter
 
@@ -81,8 +82,10 @@ def get_recommendations(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     reader: Annotated[RecommendationReader, Depends(get_reader)],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
-) -> RecommendationsResponse:
+) -> Response:
     """The served model version's precomputed list, blended with neighbours of the user's recent clicks,
     watched videos removed; users without history get what is trending now. Each item has a reason."""
     result = reader.recommend(user_id, k)
-    return RecommendationsResponse.model_validate(result.as_dict())
+    # Validated and serialised once here; FastAPI passes a Response through without re-validating it
+    # (``response_model`` above still documents it in the OpenAPI schema).
+    return model_response(RecommendationsResponse.model_validate(result.as_dict()))

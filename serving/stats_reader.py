@@ -18,6 +18,7 @@ Redis servers the call is split in two, one per server.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -185,7 +186,10 @@ class StatsCache:
 
     A popular video asked for by many clients at once costs one Redis call per ``ttl_s`` instead of
     one per request; a second of staleness is invisible next to the consumer's batch cadence.
-    Concurrent misses on one video share one Redis call.
+    Concurrent misses on one video share one Redis call. Each entry lives a random 50-100 % of ``ttl_s``:
+    entries filled together (a burst of requests, a restart) would otherwise all expire together and be
+    re-read in a burst as costly as the uncached endpoint (measured: the p99 of cached stats at half
+    saturation, README "How it reads Redis").
     """
 
     def __init__(self, reader: AsyncStatsReader, ttl_s: float, size: int = 10_000) -> None:
@@ -220,7 +224,7 @@ class StatsCache:
         finally:
             del self._pending[video_id]
         future.set_result(fresh)
-        self._entries[video_id] = (mono + self.ttl_s, fresh)
+        self._entries[video_id] = (mono + self.ttl_s * (0.5 + 0.5 * random.random()), fresh)
         self._entries.move_to_end(video_id)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
