@@ -68,7 +68,7 @@ def _measure(env: dict[str, str], videos: list[str], label: str) -> list[dict[st
     port = free_port()
     process = start_api(env, port)
     try:
-        measured = compare_with_constant(port, [f"/v1/videos/{v}/stats" for v in videos], READ_KEY)
+        measured = compare_with_constant(process, port, [f"/v1/videos/{v}/stats" for v in videos], READ_KEY)
     finally:
         stop_api(process)
     cache = env.get("CLICKPULSE_API_STATS_CACHE_MS", str(Settings.model_fields["api_stats_cache_ms"].default))

@@ -11,8 +11,9 @@ Used by ``bench/api_bench.py`` (stats) and ``bench/recs_bench.py`` (recommendati
    queueing behind a slow answer counts): p50 and p99 of the endpoint and of the constant route at the
    same rate (target p99 <= 25 ms).
 
-Each load reports the load generator's own CPU per request (``getrusage`` of the child), so a reader can
-tell whether the client competed with the server for the cores.
+Each load also reports the API process's CPU per request (``/proc/<pid>/stat``) and the load
+generator's own (``getrusage`` of the child). On a shared machine the throughputs move with whatever
+else runs; CPU per request hardly does, and the client's tells whether it competed with the server.
 """
 
 from __future__ import annotations
@@ -87,16 +88,30 @@ def stop_api(process: subprocess.Popen[bytes]) -> None:
     process.wait(10)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def load(
-    port: int, paths: list[str], read_key: str, *, duration_s: float, rate: float = 0.0
+    server: subprocess.Popen[bytes],
+    port: int,
+    paths: list[str],
+    read_key: str,
+    *,
+    duration_s: float,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     """One run of ``bench.loadgen`` (closed loop, or open loop at ``rate``): its JSON result plus
-    ``client_cpu_us`` (the generator's CPU per request). Raises on any failed request."""
+    ``server_cpu_us`` and ``client_cpu_us`` (CPU per request of the API process and of the generator,
+    its warm-up included). Raises on any failed request."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join(paths))
         paths_file = handle.name
@@ -108,7 +123,7 @@ def load(
     ]  # fmt: skip
     if rate:
         command += ["--rate", f"{rate:.1f}"]
-    cpu_before = _children_cpu_s()
+    client_before, server_before = _children_cpu_s(), process_cpu_s(server.pid)
     try:
         out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     finally:
@@ -116,7 +131,9 @@ def load(
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     if result["ok"] != result["requests"] or result["errors"]:
         raise RuntimeError(f"failed requests during the load on {paths[0]}: {result}")
-    result["client_cpu_us"] = 1e6 * (_children_cpu_s() - cpu_before) / max(1, result["requests"])
+    sent = max(1, result["requests"] + result["warmup_requests"])
+    result["server_cpu_us"] = 1e6 * (process_cpu_s(server.pid) - server_before) / sent
+    result["client_cpu_us"] = 1e6 * (_children_cpu_s() - client_before) / sent
     return result
 
 
@@ -130,6 +147,8 @@ class Comparison:
     loaded: dict[str, Any]
     reference: dict[str, Any]
     client_cpu_us: float
+    server_cpu_us: float
+    constant_server_cpu_us: float
 
     @property
     def rps(self) -> float:
@@ -140,21 +159,33 @@ class Comparison:
         return sum(self.constant_saturation) / len(self.constant_saturation)
 
 
-def compare_with_constant(port: int, paths: list[str], read_key: str) -> Comparison:
+def compare_with_constant(
+    server: subprocess.Popen[bytes], port: int, paths: list[str], read_key: str
+) -> Comparison:
     """Saturation of ``paths`` (cycled) and of ``/bench/constant``, alternated, then both at half the
     endpoint's saturation rate in open loop."""
-    target: list[float] = []
-    constant: list[float] = []
-    client_cpu: list[float] = []
+    runs: dict[str, list[dict[str, Any]]] = {"constant": [], "target": []}
     for _ in range(ROUNDS):
-        for into, what in ((constant, [CONSTANT]), (target, paths)):
-            result = load(port, what, read_key, duration_s=SATURATION_S)
-            into.append(result["rps"])
-            client_cpu.append(result["client_cpu_us"])
-    rate = sum(target) / len(target) / 2
-    loaded = load(port, paths, read_key, duration_s=LATENCY_S, rate=rate)
-    reference = load(port, [CONSTANT], read_key, duration_s=LATENCY_S, rate=rate)
-    return Comparison(target, constant, rate, loaded, reference, max(client_cpu))
+        for name, what in (("constant", [CONSTANT]), ("target", paths)):
+            runs[name].append(load(server, port, what, read_key, duration_s=SATURATION_S))
+    saturation = [r["rps"] for r in runs["target"]]
+    rate = sum(saturation) / len(saturation) / 2
+    loaded = load(server, port, paths, read_key, duration_s=LATENCY_S, rate=rate)
+    reference = load(server, port, [CONSTANT], read_key, duration_s=LATENCY_S, rate=rate)
+
+    def cpu(name: str) -> float:
+        return sum(r["server_cpu_us"] for r in runs[name]) / len(runs[name])
+
+    return Comparison(
+        saturation=saturation,
+        constant_saturation=[r["rps"] for r in runs["constant"]],
+        rate=rate,
+        loaded=loaded,
+        reference=reference,
+        client_cpu_us=max(r["client_cpu_us"] for rs in runs.values() for r in rs),
+        server_cpu_us=cpu("target"),
+        constant_server_cpu_us=cpu("constant"),
+    )
 
 
 def comparison_rows(name: str, measured: Comparison, setup: str) -> list[dict[str, Any]]:
@@ -178,6 +209,14 @@ def comparison_rows(name: str, measured: Comparison, setup: str) -> list[dict[st
             f"vs {CONSTANT}, {CONNECTIONS} connections, closed loop, {ROUNDS} alternated rounds of "
             f"{SATURATION_S:.0f} s (endpoint/constant each round: {spread}); {setup}; load generator "
             f"<= {measured.client_cpu_us:.0f} us CPU per request; target ratio >= {TARGET_RATIO} ({met})",
+        ),
+        row(
+            f"api {name} server CPU per request",
+            measured.server_cpu_us,
+            measured.constant_server_cpu_us,
+            "us",
+            f"the API process's user + system CPU over the saturation rounds / requests; baseline = "
+            f"{CONSTANT}'s; 1 / ratio = the throughput ratio of a CPU-bound API process on a core of its own",
         ),
         row(f"api {name} p50 at half saturation", loaded["p50_ms"], reference["p50_ms"], "ms", at_rate),
         row(

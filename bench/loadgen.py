@@ -1,7 +1,8 @@
 """A small HTTP/1.1 keep-alive load generator, run as its own process by the API benchmark.
 
 ``python -m bench.loadgen --url http://127.0.0.1:8000 --paths-file paths.txt --duration 8 --connections 32``
-prints one JSON line: requests, errors, statuses, achieved rate and latency percentiles (ms).
+prints one JSON line: requests (and the warm-up's), errors, statuses, achieved rate and latency
+percentiles (ms).
 
 Closed loop (no ``--rate``): every connection sends its next request as soon as the previous answer
 arrived, which finds the saturation throughput. Open loop (``--rate R``): requests are scheduled at R per
@@ -140,6 +141,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     ok = sum(n for status, n in results.statuses.items() if status < 400)
     return {
         "requests": len(lat),
+        "warmup_requests": len(warm.latencies) + warm.errors,
         "ok": ok,
         "errors": results.errors,
         "statuses": {str(k): v for k, v in sorted(results.statuses.items())},

@@ -324,7 +324,7 @@ def api_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
     port = free_port()
     process = start_api(env, port)
     try:
-        measured = compare_with_constant(port, paths, READ_KEY)
+        measured = compare_with_constant(process, port, paths, READ_KEY)
     finally:
         stop_api(process)
     setup = (

@@ -166,11 +166,12 @@ def create_app(
 
 
 def _async_clients(router: RedisRouter, settings: Settings) -> dict[Family, AsyncClient]:
-    """One asyncio client per distinct URL of the live and windows families (the stats hot path),
-    of the same kind (standalone or Cluster) as the sync client the router built for that URL."""
+    """One asyncio client per distinct URL of the families the hot paths read (stats: live and windows;
+    recommendations: recs, profiles and live), of the same kind (standalone or Cluster) as the sync
+    client the router built for that URL."""
     by_url: dict[str, AsyncClient] = {}
     out: dict[Family, AsyncClient] = {}
-    for family in (Family.LIVE, Family.WINDOWS):
+    for family in (Family.LIVE, Family.WINDOWS, Family.PROFILES, Family.RECS):
         url = router.urls[family]
         if url == "client":  # a router around one existing client (tests)
             url = settings.redis_url

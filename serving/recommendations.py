@@ -5,8 +5,10 @@ The API includes ``router`` with its read-key dependency, like its other routes:
     app.include_router(recommendations.router, dependencies=protected)
 
 The reader is built on first use from the API's state (its ``RedisRouter``, settings and keyspace), so it
-shares the process's Redis pools; ``install`` sets one explicitly (tools, other apps). Redis errors
-propagate to the API's handler (503 with ``Retry-After``).
+shares the process's Redis pools, and runs on the API's asyncio clients on the event loop
+(``RecommendationReader.recommend_async``); ``install`` sets one explicitly (tools, other apps), run in
+the thread pool on its sync clients. Redis errors propagate to the API's handler (503 with
+``Retry-After``).
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from clickpulse.settings import Settings
 from serving.routes import model_response
 from streaming.recommendations.reader import RecommendationReader
-from streaming.redis_conn import RedisRouter
+from streaming.redis_conn import Family, RedisRouter
 
 logger = logging.getLogger(__name__)
 
 MAX_K = 100
+ASYNC_FAMILIES = frozenset({Family.RECS, Family.PROFILES, Family.LIVE})  # what the reader reads
 
 router = APIRouter(tags=["recommendations"])
 
@@ -47,9 +51,11 @@ class RecommendationsResponse(BaseModel):
 
 
 def install(app: FastAPI, redis_router: RedisRouter, settings: Settings) -> RecommendationReader:
-    """Attach a reader built on ``redis_router`` (the process's pools) to ``app.state``."""
+    """Attach a reader built on ``redis_router`` (the process's pools) to ``app.state``; requests run it in
+    the thread pool (its sync clients)."""
     reader = RecommendationReader.from_settings(redis_router, settings)
     app.state.recommendation_reader = reader
+    app.state.recommendation_clients = None
     return reader
 
 
@@ -61,14 +67,17 @@ def _from_api_state(api: Any) -> RecommendationReader:
 
 
 async def get_reader(request: Request) -> RecommendationReader:
-    """The process's reader: installed, or built once from the API's state (``serving.state.ApiState``).
-    ``async`` so that FastAPI does not run it in the thread pool."""
+    """The process's reader: installed, or built once from the API's state (``serving.state.ApiState``),
+    in which case the API's asyncio clients serve it too. ``async`` so that FastAPI does not run it in
+    the thread pool."""
     reader: RecommendationReader | None = getattr(request.app.state, "recommendation_reader", None)
     if reader is None:
         api = getattr(request.app.state, "api", None)
         if api is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendations are not configured")
         reader = _from_api_state(api)  # holds no connections of its own: a second one would be harmless
+        clients = api.async_clients
+        request.app.state.recommendation_clients = clients if clients.keys() >= ASYNC_FAMILIES else None
         request.app.state.recommendation_reader = reader
     return reader
 
@@ -78,14 +87,19 @@ async def get_reader(request: Request) -> RecommendationReader:
     response_model=RecommendationsResponse,
     summary="Personalised recommendations for one user",
 )
-def get_recommendations(
+async def get_recommendations(
+    request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     reader: Annotated[RecommendationReader, Depends(get_reader)],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
 ) -> Response:
     """The served model version's precomputed list, blended with neighbours of the user's recent clicks,
     watched videos removed; users without history get what is trending now. Each item has a reason."""
-    result = reader.recommend(user_id, k)
+    clients = getattr(request.app.state, "recommendation_clients", None)
+    if clients is not None:
+        result = await reader.recommend_async(user_id, k, clients)
+    else:
+        result = await run_in_threadpool(reader.recommend, user_id, k)
     # Validated and serialised once here; FastAPI passes a Response through without re-validating it
     # (``response_model`` above still documents it in the OpenAPI schema).
     return model_response(RecommendationsResponse.model_validate(result.as_dict()))

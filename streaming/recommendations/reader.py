@@ -1,5 +1,9 @@
 """Read what a request (or a next-up push) needs from Redis in two round trips, then blend.
 
+One plan (``RecommendationReader._plan``, a generator that yields each round and receives its replies)
+serves two drivers: ``recommend_many`` on the sync clients (next-up push, CLI) and ``recommend_async`` on
+asyncio clients (the API, on its event loop).
+
 Round 1: the version pointer (one MGET in the ``{recs}`` slot), each user's recent clicks (the
 consumer's ``user_recent`` lists) and the live trending top. Round 2, under the version resolved in
 round 1: each user's precomputed list, the similar-items lists of their recent clicks and the version's
@@ -13,10 +17,11 @@ in the impressions and clicks the player reports.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -64,30 +69,45 @@ class Recommendations:
 
 
 class _Round:
-    """Commands for several clients, one pipeline each, replies in the order they were added."""
+    """Commands for several families, sent as one pipeline per client, replies in the order added."""
 
-    def __init__(self, router: RedisRouter) -> None:
-        self._router = router
-        self._pipes: dict[int, tuple[Any, list[int]]] = {}
-        self._count = 0
+    def __init__(self) -> None:
+        self._commands: list[tuple[Family, str, tuple[Any, ...], dict[str, Any]]] = []
 
     def add(self, family: Family, method: str, *args: Any, **kwargs: Any) -> int:
         """Queue ``pipeline.<method>(*args, **kwargs)`` on the family's client; returns the reply index."""
-        client = self._router.client(family)
-        entry = self._pipes.get(id(client))
-        if entry is None:
-            entry = self._pipes[id(client)] = (client.pipeline(transaction=False), [])
-        getattr(entry[0], method)(*args, **kwargs)
-        entry[1].append(self._count)
-        self._count += 1
-        return self._count - 1
+        self._commands.append((family, method, args, kwargs))
+        return len(self._commands) - 1
 
-    def execute(self) -> list[Any]:
-        replies: list[Any] = [None] * self._count
-        for pipe, slots in self._pipes.values():
-            for slot, reply in zip(slots, pipe.execute(), strict=True):
+    def _pipelines(self, client_of: Callable[[Family], Any]) -> list[tuple[Any, list[int]]]:
+        pipes: dict[int, tuple[Any, list[int]]] = {}
+        for index, (family, method, args, kwargs) in enumerate(self._commands):
+            client = client_of(family)
+            entry = pipes.get(id(client))
+            if entry is None:
+                entry = pipes[id(client)] = (client.pipeline(transaction=False), [])
+            getattr(entry[0], method)(*args, **kwargs)
+            entry[1].append(index)
+        return list(pipes.values())
+
+    def _ordered(self, pipes: list[tuple[Any, list[int]]], results: list[list[Any]]) -> list[Any]:
+        replies: list[Any] = [None] * len(self._commands)
+        for (_pipe, slots), result in zip(pipes, results, strict=True):
+            for slot, reply in zip(slots, result, strict=True):
                 replies[slot] = reply
         return replies
+
+    def execute(self, router: RedisRouter) -> list[Any]:
+        pipes = self._pipelines(router.client)
+        return self._ordered(pipes, [pipe.execute() for pipe, _ in pipes])
+
+    async def execute_async(self, clients: Mapping[Family, Any]) -> list[Any]:
+        """The same on asyncio clients (``redis.asyncio``), one per family; the pipelines run concurrently."""
+        pipes = self._pipelines(clients.__getitem__)
+        return self._ordered(pipes, list(await asyncio.gather(*(pipe.execute() for pipe, _ in pipes))))
+
+
+Plan = Generator[_Round, list[Any], list["Recommendations"]]
 
 
 class RecommendationReader:
@@ -131,15 +151,34 @@ class RecommendationReader:
     ) -> list[Recommendations]:
         """Blended top ``k`` for each user. ``just_clicked`` (newest first) is put ahead of the stored recent
         clicks, for a push that should not depend on the profile write having landed."""
+        plan = self._plan(user_ids, k, just_clicked or {})
+        step = next(plan)
+        while True:
+            try:
+                step = plan.send(step.execute(self.router))
+            except StopIteration as done:
+                return done.value
+
+    async def recommend_async(self, user_id: str, k: int, clients: Mapping[Family, Any]) -> Recommendations:
+        """``recommend`` on asyncio clients, one per family (the API's event loop: no thread-pool hop)."""
+        plan = self._plan([user_id], k, {})
+        step = next(plan)
+        while True:
+            try:
+                step = plan.send(await step.execute_async(clients))
+            except StopIteration as done:
+                return done.value[0]
+
+    def _plan(self, user_ids: Sequence[str], k: int, just_clicked: Mapping[str, Sequence[str]]) -> Plan:
+        """The two rounds and the blend; the caller executes each round it is given and sends the replies."""
         ks = self.keyspace
-        just_clicked = just_clicked or {}
-        first = _Round(self.router)
+        first = _Round()
         # MGET through execute_command: a ClusterPipeline refuses mget(), and both keys share {recs}.
         pointer_at = first.add(Family.RECS, "execute_command", "MGET", ks.recs_current(), recs_previous(ks))
         recent_at = [first.add(Family.PROFILES, "lrange", ks.user_recent(u), 0, -1) for u in user_ids]
         meta_at = first.add(Family.LIVE, "hgetall", ks.trending_meta())
         top_at = first.add(Family.LIVE, "zrevrange", ks.trending(), 0, self.trending_n - 1, withscores=True)
-        replies = first.execute()
+        replies = yield first
         current, previous = (as_text(v) for v in replies[pointer_at])
         pointer = Pointer(current, previous)
         scale = trending_scale(replies[meta_at] or {}, time.time())
@@ -152,7 +191,7 @@ class RecommendationReader:
             version, arm = serve_version(user_id, pointer, self.ab_share)
             plans.append((user_id, version, arm, recent))
 
-        second = _Round(self.router)
+        second = _Round()
         lists_at: list[int | None] = []
         similar_at: dict[tuple[str, str], int] = {}
         popular_at: dict[str, int] = {}
@@ -168,7 +207,7 @@ class RecommendationReader:
                     )
             if version not in popular_at:
                 popular_at[version] = second.add(Family.RECS, "get", ks.recs_popular(version))
-        data = second.execute()
+        data = yield second
 
         out = []
         for (user_id, version, arm, recent), list_at in zip(plans, lists_at, strict=True):
