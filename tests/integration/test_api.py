@@ -160,6 +160,62 @@ def test_the_api_stats_reader_agrees_with_the_keyspace_reader(filled: Filled) ->
     sync_client.close()
 
 
+def test_the_stats_cache_shares_misses_and_keeps_answers_no_longer_than_its_ttl(filled: Filled) -> None:
+    """Concurrent misses on one video make one Redis read, every caller gets the keyspace reader's
+    numbers, and an entry is reused for at most ``ttl_s`` (at least 80 % of it)."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from serving.stats_reader import AsyncStatsReader, StatsCache
+    from streaming.keyspace import read_video_stats
+
+    settings = filled.private.settings
+    keyspace = Keyspace.from_settings(settings)
+    video_id = max(filled.truth["videos"], key=lambda v: filled.truth["videos"][v]["clicks"])
+    reads: list[float] = []
+
+    class CountingReader(AsyncStatsReader):
+        async def read(self, video_id: str, now: float) -> dict[str, Any]:
+            reads.append(time.monotonic())
+            return await super().read(video_id, now)
+
+    async def exercise() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        try:
+            cache = StatsCache(CountingReader(client, client, keyspace), ttl_s=0.4)
+            now = time.time()
+            entries = await asyncio.gather(*(cache.read(video_id, now) for _ in range(20)))
+            assert len(reads) == 1, "20 concurrent misses, one read"
+            assert all(e is entries[0] for e in entries)
+            sync_client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+            assert entries[0].data == read_video_stats(sync_client, video_id, now, keyspace=keyspace)
+            sync_client.close()
+            assert (await cache.read(video_id, time.time())) is entries[0], "fresh: reused"
+            while len(reads) == 1:
+                await cache.read(video_id, time.time())
+                await asyncio.sleep(0.01)
+            lived = reads[1] - reads[0]
+            assert 0.32 - 0.02 <= lived <= 0.4 + 0.1, lived
+        finally:
+            await client.aclose()
+
+    asyncio.run(exercise())
+
+
+def test_a_cached_stats_answer_is_the_same_bytes_as_its_first_rendering(filled: Filled) -> None:
+    """The cache keeps the serialised answer; a hit returns exactly what the miss returned."""
+    video_id = sorted(filled.truth["videos"])[0]
+    settings = filled.private.settings.model_copy(update={"api_stats_cache_ms": 60_000})
+    with TestClient(create_app(settings)) as client:
+        first = client.get(f"/v1/videos/{video_id}/stats", headers=READ)
+        second = client.get(f"/v1/videos/{video_id}/stats", headers=READ)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    body = first.json()
+    assert body["clicks"] == filled.truth["videos"][video_id]["clicks"]
+
+
 def test_stats_windows_match_a_recount_of_the_window(filled: Filled, api: TestClient) -> None:
     top = sorted(filled.truth["videos"].items(), key=lambda kv: -kv[1]["clicks"])[:8]
     for video_id, _ in top:

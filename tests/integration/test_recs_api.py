@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from clickpulse.settings import Settings
+from serving.recommendations import RecommendationsResponse
 from streaming.consumer import UserClicks
 from streaming.keyspace import Keyspace
 from streaming.recommendations.blend import REASON_PERSONAL, REASON_POPULAR, because
@@ -152,3 +153,35 @@ def test_next_up_is_pushed_within_a_second_of_the_hook(env: Env, redis_url: str)
     ]
     assert "w1" not in {i["video_id"] for i in body["items"]}
     assert elapsed < 1.0 and hook.published == 1
+
+
+def test_the_event_loop_reader_agrees_with_the_sync_reader(env: Env, redis_url: str) -> None:
+    """The API serves from ``recommend_async`` (asyncio clients, no thread pool); it returns what the sync
+    ``recommend`` (next-up push, CLI) returns, for listed, clicking, cold-start and unknown users."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from streaming.redis_conn import Family
+
+    publish_small(env.store, "m-1")
+    env.redis.rpush(env.keyspace.user_recent("alice"), "w1", "w2")
+    env.redis.rpush(env.keyspace.user_recent("carol"), "b1", "w2")
+    reader = RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings)
+
+    async def compare() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        clients = {family: client for family in Family}
+        try:
+            for user in ("alice", "bob", "carol", "newcomer"):
+                for k in (1, 3, 10):
+                    assert await reader.recommend_async(user, k, clients) == reader.recommend(user, k), user
+        finally:
+            await client.aclose()
+
+    asyncio.run(compare())
+    body = env.client.get("/v1/recommendations/alice?k=10", headers=AUTH).json()
+    assert env.app.state.recommendation_clients is not None, "the API took the event-loop path"
+    assert (
+        body == RecommendationsResponse.model_validate(reader.recommend("alice", 10).as_dict()).model_dump()
+    )
