@@ -18,7 +18,8 @@ from typing import Any, Final, Protocol, TypeVar
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from streaming.contract import EventV1, decode_and_validate
+from streaming.contract import decode_and_validate
+from streaming.event import Event
 from streaming.simulation.truth import epoch_ms, read_ndjson_lines
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class ReplayRecord:
     event_time: datetime | None  # None when the line is not a valid event
     key: bytes | None = None  # the user_id of valid events
     timestamp_ms: int | None = None  # backfill timestamp: event_time, or the previous event's for bad lines
-    event: EventV1 | None = None
+    event: Event | None = None
 
     @property
     def valid(self) -> bool:
