@@ -320,9 +320,12 @@ def consumer_processes() -> list[int]:
 
 
 def throughput_rows(
-    settings: Settings, events: int = THROUGHPUT_EVENTS, batch_size: int = 1000
+    settings: Settings, events: int = THROUGHPUT_EVENTS, batch_size: int | None = None
 ) -> list[dict[str, Any]]:
+    """The consumer as configured (``CLICKPULSE_CONSUMER_BATCH_SIZE``, 2000 by default)."""
     from streaming.redis_conn import connect
+
+    batch_size = batch_size or settings.consumer_batch_size
 
     rows: list[dict[str, Any]] = []
     with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:

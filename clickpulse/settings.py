@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     )
 
     consumer_group: str = Field("realtime", alias="CLICKPULSE_CONSUMER_GROUP")
-    consumer_batch_size: int = Field(1000, alias="CLICKPULSE_CONSUMER_BATCH_SIZE", ge=1, le=100_000)
+    consumer_batch_size: int = Field(2000, alias="CLICKPULSE_CONSUMER_BATCH_SIZE", ge=1, le=100_000)
     consumer_batch_timeout_s: float = Field(
         0.05,
         alias="CLICKPULSE_CONSUMER_BATCH_TIMEOUT_S",

@@ -170,7 +170,7 @@ _REQUIRED: Final = frozenset(_DECLARED[: len(_DECLARED) + 1 - len(Event.__struct
 
 def _sets_a_field(event: Event, more: dict[str, Any] | None) -> bool:
     """Whether ``more`` names a field the event has a value for."""
-    if not more:
+    if not more or _DECLARED_SET.isdisjoint(more):
         return False
     return any(getattr(event, name) is not None for name in _DECLARED_SET.intersection(more))
 

@@ -143,7 +143,9 @@ class RealtimeConsumer:
         self._assigned: set[int] = set()
         self._labels = {"group": self.group}
 
-        self.producer = Producer(producer_config(settings))
+        # Delivery callbacks only for failures: flush() still waits for every record, and a Python
+        # callback per enriched record would cost more than the rest of its produce.
+        self.producer = Producer(producer_config(settings, **{"delivery.report.only.error": True}))
         overrides = {"session.timeout.ms": settings.consumer_session_timeout_ms, **(consumer_overrides or {})}
         self.consumer = Consumer(consumer_config(settings, self.group, **overrides))
         self.consumer.subscribe(
