@@ -66,7 +66,7 @@ BENCH_COMMANDS = {
     "lpush": "LPUSH cpb:{l}:__rand_int__ v1",
     "ltrim": "LTRIM cpb:{l}:__rand_int__ 0 49",
     "publish": "PUBLISH cpb:c message",
-    "incrby": "INCRBY cpb:{e}:__rand_int__ 100",
+    "incrby": "INCRBY cpb:{n}:__rand_int__ 100",  # not {e}: SET writes non-integers there
     "hgetall": "HGETALL cpb:{h}:__rand_int__",
     "get": "GET cpb:{e}:__rand_int__",
     "set": "SET cpb:{e}:__rand_int__ x",
