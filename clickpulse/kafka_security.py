@@ -52,7 +52,7 @@ def read_client_properties(value: str) -> dict[str, Any]:
     """``CLICKPULSE_KAFKA_CONFIG``: an inline JSON object, or the path of a ``.json`` or ``.properties``
     file (``key=value`` lines, ``#`` comments). Values are never echoed in errors: they may be secrets."""
     text = value.strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         return _checked(_json_object(text, "the inline JSON object"), "the inline JSON object")
     path = Path(text).expanduser()
     if not path.is_file():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from typing import Any, Final
 
 from pydantic import SecretStr
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 PSEUDONYM_PREFIX: Final = "u_"
 PSEUDONYM_HEX_CHARS: Final = 32
 MIN_KEY_CHARS: Final = 16
+_PSEUDONYM: Final = re.compile(f"{PSEUDONYM_PREFIX}[0-9a-f]{{{PSEUDONYM_HEX_CHARS}}}")
 
 
 def _key_bytes(key: SecretStr | str | bytes) -> bytes:
@@ -37,6 +39,11 @@ def _key_bytes(key: SecretStr | str | bytes) -> bytes:
     if len(data) < MIN_KEY_CHARS:
         raise ValueError(f"the pseudonymisation key must be at least {MIN_KEY_CHARS} bytes long")
     return data
+
+
+def is_pseudonym(user_id: str) -> bool:
+    """Whether ``user_id`` has the form of a pseudonym (a raw id may have it too: this only guides tools)."""
+    return _PSEUDONYM.fullmatch(user_id) is not None
 
 
 def pseudonymize(key: SecretStr | str | bytes, user_id: str) -> str:

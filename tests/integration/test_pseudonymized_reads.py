@@ -10,12 +10,16 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from typer.testing import CliRunner
 
+from clickpulse.cli import app
+from clickpulse.settings import Settings, get_settings
 from serving.app import create_app as create_api
 from streaming.collector import create_app as create_collector
 from streaming.consumer.live import UserClickPublisher
@@ -57,7 +61,24 @@ def _user_messages(
                 return
 
 
-def test_api_answers_raw_ids_from_pseudonymised_data(private: Private) -> None:
+def _erase(settings: Settings, tmp_path: Path, *args: str) -> str:
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "CLICKPULSE_REDIS_PREFIX": settings.redis_prefix,
+        "CLICKPULSE_PSEUDONYMIZE_KEY": KEY,
+        "CLICKPULSE_DUCKDB_PATH": str(tmp_path / "no-warehouse.duckdb"),
+        "CLICKPULSE_LAKE_DIR": str(tmp_path / "lake"),
+    }
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["erase-user", *args], env=env)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_api_answers_raw_ids_from_pseudonymised_data(private: Private, tmp_path: Path) -> None:
     settings = private.settings
     alice, bob = pseudonymize(KEY, ALICE), pseudonymize(KEY, BOB)
     events = [
@@ -139,6 +160,16 @@ def test_api_answers_raw_ids_from_pseudonymised_data(private: Private) -> None:
             ids = [item["video_id"] for item in listed["items"]]
             assert ids[:2] == ["r-1", "r-2"] and "v-1" not in ids  # alice's list, watched videos removed
             assert "r-9" not in ids
+
+            # erase-user with the raw id and --pseudonymize removes exactly what the API served for it.
+            erased = _erase(settings, tmp_path, ALICE, "--pseudonymize")
+            assert f"erasing the pseudonym {alice}" in erased and "redis: 0 keys" not in erased
+            assert http.get(f"/v1/users/{ALICE}/profile").status_code == 404
+            assert http.get(f"/v1/users/{BOB}/profile").status_code == 200
+            # Without the flag a raw id finds nothing, and the command says why.
+            again = _erase(settings, tmp_path, BOB)
+            assert "redis: 0 keys removed" in again and "add --pseudonymize" in again
+            assert http.get(f"/v1/users/{BOB}/profile").status_code == 200
     finally:
         consumer.stop()
         router.close()
