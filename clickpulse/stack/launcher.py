@@ -55,6 +55,11 @@ def _up_kafka(settings: Settings) -> None:
     bootstrap = settings.kafka_bootstrap_servers
     connection = client_config(settings)
     if not kafka.answers(connection):
+        if settings.kafka_security():
+            raise StackError(
+                f"Kafka at {bootstrap} does not answer with the CLICKPULSE_KAFKA_* security settings, and "
+                "the local Kafka ClickPulse starts is plaintext: start your cluster, or unset them"
+            )
         hosts = parse_bootstrap(bootstrap)
         if len(hosts) != 1 or not is_loopback(hosts[0][0]):
             raise StackError(

@@ -161,3 +161,13 @@ def test_the_export_resource_builds_its_consumer_from_the_same_settings() -> Non
             sasl_mechanism="PLAIN",
             sasl_username="key",
         ).connection_settings()
+
+
+def test_the_stack_does_not_start_a_plaintext_kafka_for_security_settings() -> None:
+    from clickpulse.stack import launcher
+    from clickpulse.stack.processes import StackError
+    from tests.support.ingest import closed_port
+
+    settings = _settings(**{**SCRAM, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed_port()}"})
+    with pytest.raises(StackError, match="local Kafka ClickPulse starts is plaintext"):
+        launcher.up(settings)
