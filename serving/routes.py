@@ -235,7 +235,10 @@ async def _live_stream(state: ApiState, channels: list[str], user_id: str | None
             except TimeoutError:
                 yield b": ping\n\n"
                 continue
-            yield message.encode() if user_id is None else _as_sent(message.data, user_id)
+            if user_id is None or not state.user_ids.hides:
+                yield message.encode()
+            else:
+                yield _as_sent(message.data, user_id)
 
 
 def _as_sent(data: bytes, user_id: str) -> bytes:

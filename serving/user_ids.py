@@ -33,6 +33,11 @@ class UserIdMapper:
         key = settings.pseudonymize_key
         return cls(Pseudonymizer(key) if key is not None else None)
 
+    @property
+    def hides(self) -> bool:
+        """Whether stored ids differ from the ids callers use (pseudonymisation on)."""
+        return self.pseudonymizer is not None
+
     def stored(self, user_id: str) -> str:
         """The id the consumer keyed this user's data by."""
         return user_id if self.pseudonymizer is None else self.pseudonymizer.user_id(user_id)
