@@ -240,7 +240,7 @@ class DuckDBWarehouse(Warehouse):
                 counts = [
                     connection.execute(
                         f"select count(*) from {target} where {column} = ?", [moment]
-                    ).fetchone()
+                    ).fetchall()
                     for target in (events, rejects)
                 ]
                 connection.execute("commit")
@@ -249,7 +249,7 @@ class DuckDBWarehouse(Warehouse):
                 raise
             finally:
                 connection.unregister("incoming_rejected")
-        loaded, rejected_count = (int(found[0]) if found else 0 for found in counts)
+        loaded, rejected_count = (int(found[0][0]) for found in counts)
         return HourLoad(loaded=loaded, rejected=rejected_count)
 
     def replace_hours(self, table: RawTable, hours: Sequence[datetime], rows: pa.Table) -> int:
@@ -354,8 +354,8 @@ def _duckdb_has_table(connection: duckdb.DuckDBPyConnection, schema: str, name: 
     found = connection.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()
+    return bool(found[0][0])
 
 
 # ---------------------------------------------------------------------------------------------- BigQuery
