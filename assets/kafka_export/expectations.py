@@ -158,7 +158,11 @@ def keep_earliest_copies(rows: pa.Table, outcome: ExpectationOutcome) -> Expecta
     if not outcome.failing_rows:
         return outcome
     positions = list(outcome.failing_rows)
-    picked = rows.take(positions).select(["event_id", "kafka_timestamp", *RECORD_KEY]).to_pylist()
+    picked = (
+        rows.take(pa.array(positions, pa.int64()))
+        .select(["event_id", "kafka_timestamp", *RECORD_KEY])
+        .to_pylist()
+    )
     earliest: dict[Any, tuple[float, int, int, int]] = {}
     for position, row in zip(positions, picked, strict=True):
         stamp = row["kafka_timestamp"]
@@ -190,7 +194,7 @@ def rejected_rows(rows: pa.Table, outcomes: Sequence[ExpectationOutcome], reject
             failed.setdefault(position, []).append(outcome.spec)
     positions = sorted(failed)
     records: dict[str, list[Any]] = {name: [] for name in REJECTED_ROWS.columns}
-    for position, row in zip(positions, rows.take(positions).to_pylist(), strict=True):
+    for position, row in zip(positions, rows.take(pa.array(positions, pa.int64())).to_pylist(), strict=True):
         specs = failed[position]
         for name in ("partition_hour", "event_id", "event_time", *RECORD_KEY):
             records[name].append(row.get(name))

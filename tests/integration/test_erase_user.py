@@ -93,7 +93,7 @@ def build_warehouse(path: Path, events: list[dict[str, Any]], victim: str) -> No
         con.execute("create view main.stg_events as select * from raw.click_events")
         first = next(e for e in events if e["user_id"] == victim)
         con.executemany(
-            "insert into raw.rejected_rows (event_id, failed_expectation, raw_json) values (?, ?, ?)",
+            "insert into raw.rejected_rows (event_id, failed_expectations, raw_json) values (?, ?, ?)",
             [
                 [first["event_id"], "late", orjson.dumps(first).decode()],
                 ["orphan", "bad", orjson.dumps({"user_id": first["user_id"]}).decode()],

@@ -87,6 +87,7 @@ def test_failures_become_one_rejected_row_per_record_with_every_expectation_it_f
     assert raw["event_type"] == "bogus" and raw["partition_hour"] == "2026-11-26T03:00:00Z"
     assert set(table.column("rejected_at").to_pylist()) == {rejected_at}
     assert failing_row_count(outcomes) == 2
+    assert rejected_rows(rows, outcomes[3:], rejected_at) == REJECTED_ROWS.arrow_schema.empty_table()
 
 
 def test_only_the_later_copies_of_a_duplicated_event_fail_uniqueness() -> None:
