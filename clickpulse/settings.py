@@ -281,7 +281,7 @@ class Settings(BaseSettings):
     export_batch_size: int = Field(20_000, alias="CLICKPULSE_EXPORT_BATCH_SIZE", ge=1)
     export_log_every: int = Field(250_000, alias="CLICKPULSE_EXPORT_LOG_EVERY", ge=1)
     export_max_rejected_share: float = Field(
-        0.01,
+        0.05,
         alias="CLICKPULSE_EXPORT_MAX_REJECTED_SHARE",
         ge=0.0,
         le=1.0,
