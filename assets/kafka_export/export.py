@@ -105,7 +105,9 @@ def export_hour(
     result.bytes = written.bytes
     result.location = lake.uri(written.folder)
     validation = validate_hour(
-        lake.read_hour(CLICK_EVENTS, hour), TimeBounds(hour, lateness_minutes, early_minutes), _now()
+        lake.read_hour(CLICK_EVENTS, hour),
+        TimeBounds(hour, lateness_minutes, early_minutes),
+        datetime.now(UTC),
     )
     load = warehouse.replace_export_hour(hour, [lake.uri(f) for f in written.files], validation.rejected)
     result.rows, result.rejected_rows = load.loaded, load.rejected
@@ -128,10 +130,6 @@ def export_hour(
             f"{result.conversion.coerced_values} coerced values {result.conversion.coerced_by_field}"
         )
     return result
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def summary_metadata(exports: Sequence[HourExport], seconds: float) -> dict[str, Any]:
