@@ -312,6 +312,16 @@ class Settings(BaseSettings):
     )
     export_batch_size: int = Field(20_000, alias="CLICKPULSE_EXPORT_BATCH_SIZE", ge=1)
     export_log_every: int = Field(250_000, alias="CLICKPULSE_EXPORT_LOG_EVERY", ge=1)
+    export_max_rejected_share: float = Field(
+        0.05,
+        alias="CLICKPULSE_EXPORT_MAX_REJECTED_SHARE",
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of an hour's records the expectation suite may reject before its check fails as an "
+            "error; below it, rejects are a warning."
+        ),
+    )
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
