@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from pydantic import BaseModel, Field
 
 from clickpulse.settings import Settings
+from serving.user_ids import UserIdMapper
 from streaming.recommendations.reader import RecommendationReader
 from streaming.redis_conn import RedisRouter
 
@@ -46,9 +47,11 @@ class RecommendationsResponse(BaseModel):
 
 
 def install(app: FastAPI, redis_router: RedisRouter, settings: Settings) -> RecommendationReader:
-    """Attach a reader built on ``redis_router`` (the process's pools) to ``app.state``."""
+    """Attach a reader built on ``redis_router`` (the process's pools), and the settings' user id
+    mapping (``serving.user_ids``), to ``app.state``."""
     reader = RecommendationReader.from_settings(redis_router, settings)
     app.state.recommendation_reader = reader
+    app.state.user_ids = UserIdMapper.from_settings(settings)
     return reader
 
 
@@ -71,6 +74,14 @@ def get_reader(request: Request) -> RecommendationReader:
     return reader
 
 
+def get_user_ids(request: Request) -> UserIdMapper:
+    """How a caller's id maps to the stored one: set by the API's ``create_app`` or by ``install``."""
+    mapper: UserIdMapper | None = getattr(request.app.state, "user_ids", None)
+    if mapper is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendations are not configured")
+    return mapper
+
+
 @router.get(
     "/v1/recommendations/{user_id}",
     response_model=RecommendationsResponse,
@@ -79,9 +90,12 @@ def get_reader(request: Request) -> RecommendationReader:
 def get_recommendations(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     reader: Annotated[RecommendationReader, Depends(get_reader)],
+    user_ids: Annotated[UserIdMapper, Depends(get_user_ids)],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
 ) -> RecommendationsResponse:
     """The served model version's precomputed list, blended with neighbours of the user's recent clicks,
-    watched videos removed; users without history get what is trending now. Each item has a reason."""
-    result = reader.recommend(user_id, k)
-    return RecommendationsResponse.model_validate(result.as_dict())
+    watched videos removed; users without history get what is trending now. Each item has a reason.
+    ``user_id`` is the id as in events; with pseudonymisation on, the list is read under its pseudonym and
+    the answer shows the id as sent."""
+    result = reader.recommend(user_ids.stored(user_id), k)
+    return RecommendationsResponse.model_validate(user_ids.shown(result.as_dict(), user_id))
