@@ -2,7 +2,9 @@
 
 ``run()`` returns rows ``{name, value, baseline, ratio, unit, note}``:
 
-- consumer events/s against a bare ``consume(num_messages=N)`` + contract decode loop on the same topic;
+- consumer events/s against a bare ``consume(num_messages=N)`` + contract decode loop on the same topic,
+  for one consumer and for N consumer processes in one group (``CLICKPULSE_BENCH_CONSUMER_PROCESSES``,
+  default ``1,2``);
 - consumer events/s against ``redis-benchmark`` running the command mix the consumer's Lua scripts
   executed (counted with ``INFO commandstats`` on a private redis-server during the consumer run; each
   command is benchmarked on its own, pipelined, and the times are added up, since redis-benchmark runs
