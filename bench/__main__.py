@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -70,7 +71,17 @@ def _fmt(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so `kill` runs the same clean-up (private servers, topics) as Ctrl-C."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "modules", nargs="*", help=f"benchmark modules to run (default: {', '.join(MODULES)})"

@@ -2,7 +2,9 @@
 
 ``run()`` returns rows ``{name, value, baseline, ratio, unit, note}``:
 
-- consumer events/s against a bare ``consume(num_messages=N)`` + contract decode loop on the same topic;
+- consumer events/s against a bare ``consume(num_messages=N)`` + contract decode loop on the same topic,
+  for one consumer and for N consumer processes in one group (``CLICKPULSE_BENCH_CONSUMER_PROCESSES``,
+  default ``1,2``);
 - consumer events/s against ``redis-benchmark`` running the command mix the consumer's Lua scripts
   executed (counted with ``INFO commandstats`` on a private redis-server during the consumer run; each
   command is benchmarked on its own, pipelined, and the times are added up, since redis-benchmark runs
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import re
 import shutil
 import socket
@@ -65,7 +68,7 @@ BENCH_COMMANDS = {
     "lpush": "LPUSH cpb:{l}:__rand_int__ v1",
     "ltrim": "LTRIM cpb:{l}:__rand_int__ 0 49",
     "publish": "PUBLISH cpb:c message",
-    "incrby": "INCRBY cpb:{e}:__rand_int__ 100",
+    "incrby": "INCRBY cpb:{n}:__rand_int__ 100",  # not {e}: SET writes non-integers there
     "hgetall": "HGETALL cpb:{h}:__rand_int__",
     "get": "GET cpb:{e}:__rand_int__",
     "set": "SET cpb:{e}:__rand_int__ x",
@@ -200,6 +203,62 @@ def consumer_rate(settings: Settings, total: int, batch_size: int) -> tuple[floa
     return rate, consumer
 
 
+def _group_member(
+    settings: Settings, group: str, batch_size: int, total: int, index: int, shared: Any, results: Any
+) -> None:
+    """One of N consumer processes of one group (runs in its own process, spawned).
+
+    It consumes from the start (group join and rebalances included) until every member holds partitions,
+    then times its share until the group as a whole has consumed ``total`` records."""
+    assigned, progress, lock = shared
+    consumer = RealtimeConsumer(settings, group=group, batch_size=batch_size)
+    counted = 0
+
+    def report(stats: Any) -> bool:
+        nonlocal counted
+        with lock:
+            progress.value += stats.records - counted
+            counted = stats.records
+            return bool(progress.value >= total)
+
+    partitions = len(
+        consumer.consumer.list_topics(settings.topic_raw, timeout=10).topics[settings.topic_raw].partitions
+    )
+    while not report(consumer.stats):
+        consumer.run(stop_when=lambda _s: True)  # one consume-and-process round
+        assigned[index] = len(consumer._assigned)
+        if all(assigned) and sum(assigned) == partitions:
+            break
+    started, before = time.time(), consumer.stats.records
+    consumer.run(stop_when=report)
+    ended = time.time()
+    report(consumer.stats)
+    consumer.close()
+    results.put((started, ended, consumer.stats.records - before))
+
+
+def group_rate(settings: Settings, total: int, batch_size: int, processes: int) -> float:
+    """Events/s of ``processes`` consumer processes in one group sharing the topic's partitions: the
+    records they consumed once all held partitions, over the time from the first start to the last end."""
+    ctx = multiprocessing.get_context("spawn")
+    assigned = ctx.Array("i", processes)
+    shared = (assigned, ctx.Value("q", 0, lock=False), ctx.Lock())
+    results = ctx.Queue()
+    group = f"bench-n{processes}-{uuid.uuid4().hex[:8]}"
+    procs = [
+        ctx.Process(target=_group_member, args=(settings, group, batch_size, total, i, shared, results))
+        for i in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    spans = [results.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    began = min(s for s, _e, _n in spans)
+    ended = max(e for _s, e, _n in spans)
+    return sum(n for _s, _e, n in spans) / (ended - began)
+
+
 def _commandstats(client: Any) -> dict[str, int]:
     stats = client.info("commandstats")
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
@@ -255,40 +314,61 @@ def redis_benchmark_rate(url: str, calls: dict[str, int], events: int) -> tuple[
     return events / seconds, note
 
 
+def consumer_processes() -> list[int]:
+    """``CLICKPULSE_BENCH_CONSUMER_PROCESSES``: the group sizes measured (default ``1,2``)."""
+    return [
+        int(n) for n in os.environ.get("CLICKPULSE_BENCH_CONSUMER_PROCESSES", "1,2").split(",") if n.strip()
+    ]
+
+
 def throughput_rows(
-    settings: Settings, events: int = THROUGHPUT_EVENTS, batch_size: int = 1000
+    settings: Settings, events: int = THROUGHPUT_EVENTS, batch_size: int | None = None
 ) -> list[dict[str, Any]]:
+    """The consumer as configured (``CLICKPULSE_CONSUMER_BATCH_SIZE``, 2000 by default)."""
+    from streaming.redis_conn import connect
+
+    batch_size = batch_size or settings.consumer_batch_size
+
+    rows: list[dict[str, Any]] = []
     with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
         total = _fill(own, _simulated(events, seed=101))
         bare = bare_loop_rate(own, total)
-        from streaming.redis_conn import connect
-
         probe = connect(url)
-        before = _commandstats(probe)
-        rate, consumer = consumer_rate(own, total, batch_size)
-        consumer.close()
-        after = _commandstats(probe)
-        calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-        mix_rate, note = redis_benchmark_rate(url, calls, consumer.stats.records)
+        for processes in consumer_processes():
+            # Each group size counts into its own key prefix (the watermarks of one run would skip the next).
+            run = own.model_copy(update={"redis_prefix": f"{own.redis_prefix}n{processes}"})
+            before = _commandstats(probe)
+            if processes == 1:
+                rate, consumer = consumer_rate(run, total, batch_size)
+                consumer.close()
+                records = consumer.stats.records
+                who = "consumer"
+            else:
+                rate, records = group_rate(run, total, batch_size, processes), total
+                who = f"consumer x{processes} processes (one group)"
+            after = _commandstats(probe)
+            calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            mix_rate, note = redis_benchmark_rate(url, calls, records)
+            rows += [
+                {
+                    "name": f"{who} events/s vs bare consume+decode loop",
+                    "value": round(rate),
+                    "baseline": round(bare),
+                    "ratio": round(rate / bare, 3),
+                    "unit": "events/s",
+                    "note": f"{total} simulated events, batch {batch_size}, 6 partitions; target >= 0.5",
+                },
+                {
+                    "name": f"{who} events/s vs redis-benchmark (same command mix)",
+                    "value": round(rate),
+                    "baseline": round(mix_rate),
+                    "ratio": round(rate / mix_rate, 3),
+                    "unit": "events/s",
+                    "note": note,
+                },
+            ]
         probe.close()
-    return [
-        {
-            "name": "consumer events/s vs bare consume+decode loop",
-            "value": round(rate),
-            "baseline": round(bare),
-            "ratio": round(rate / bare, 3),
-            "unit": "events/s",
-            "note": f"{total} simulated events, batch {batch_size}, 6 partitions; target >= 0.5",
-        },
-        {
-            "name": "consumer events/s vs redis-benchmark (same command mix)",
-            "value": round(rate),
-            "baseline": round(mix_rate),
-            "ratio": round(rate / mix_rate, 3),
-            "unit": "events/s",
-            "note": note,
-        },
-    ]
+    return rows
 
 
 def _paced_producer(bootstrap: str, topic: str, rate: int, seconds: float, ready: Any) -> None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.__main__ import machine_details
+from bench.__main__ import exit_on_sigterm, machine_details
 from bench.collector_bench import WRITE_KEY, start_collector
 from bench.consumer_bench import private_redis, private_topics
 from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
@@ -351,6 +351,7 @@ def report(
 
 
 def main() -> int:
+    exit_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("streaming.sdk").setLevel(logging.ERROR)  # one line per rejected malformed record

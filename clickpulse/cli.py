@@ -116,7 +116,7 @@ def consumer(
     group: str = typer.Option(
         None, "--group", help="Consumer group (default: CLICKPULSE_CONSUMER_GROUP, realtime)."
     ),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Records per batch (default 1000)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Records per batch (default 2000)."),
     metrics_port: int = typer.Option(
         None, "--metrics-port", min=0, help="Port of /metrics (default 8002; 0 disables it)."
     ),

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clickpulse.kafka_security import (
+    KafkaConfigError,
+    SaslMechanism,
+    SecurityProtocol,
+    read_client_properties,
+    security_properties,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,9 +27,33 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """ClickPulse configuration, read from the environment (no prefix for the shared service addresses)."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    # Errors name the variable and the reason but never echo the input: several settings are secrets.
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    # Kafka TLS/SASL (README, "Managed Kafka"); checked by clickpulse.kafka_security when the settings load.
+    kafka_security_protocol: SecurityProtocol | None = Field(
+        None,
+        alias="CLICKPULSE_KAFKA_SECURITY_PROTOCOL",
+        description="librdkafka security.protocol: SASL_SSL for Confluent Cloud, MSK SCRAM, Aiven SASL.",
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        None, alias="CLICKPULSE_KAFKA_SASL_MECHANISM", description="sasl.mechanism."
+    )
+    kafka_sasl_username: str | None = Field(None, alias="CLICKPULSE_KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(None, alias="CLICKPULSE_KAFKA_SASL_PASSWORD")
+    kafka_ssl_ca_location: str | None = Field(
+        None,
+        alias="CLICKPULSE_KAFKA_SSL_CA_LOCATION",
+        description="CA bundle (PEM) to verify the brokers; the system store if unset.",
+    )
+    kafka_config: SecretStr | None = Field(
+        None,
+        alias="CLICKPULSE_KAFKA_CONFIG",
+        description="More librdkafka properties: a .properties or .json file, or an inline JSON object.",
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
     env: Literal["local", "prod"] = Field("local", alias="CLICKPULSE_ENV")
 
@@ -116,7 +148,7 @@ class Settings(BaseSettings):
     )
 
     consumer_group: str = Field("realtime", alias="CLICKPULSE_CONSUMER_GROUP")
-    consumer_batch_size: int = Field(1000, alias="CLICKPULSE_CONSUMER_BATCH_SIZE", ge=1, le=100_000)
+    consumer_batch_size: int = Field(2000, alias="CLICKPULSE_CONSUMER_BATCH_SIZE", ge=1, le=100_000)
     consumer_batch_timeout_s: float = Field(
         0.05,
         alias="CLICKPULSE_CONSUMER_BATCH_TIMEOUT_S",
@@ -280,6 +312,44 @@ class Settings(BaseSettings):
     )
     export_batch_size: int = Field(20_000, alias="CLICKPULSE_EXPORT_BATCH_SIZE", ge=1)
     export_log_every: int = Field(250_000, alias="CLICKPULSE_EXPORT_LOG_EVERY", ge=1)
+    export_max_rejected_share: float = Field(
+        0.05,
+        alias="CLICKPULSE_EXPORT_MAX_REJECTED_SHARE",
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of an hour's records the expectation suite may reject before its check fails as an "
+            "error; below it, rejects are a warning."
+        ),
+    )
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        self.kafka_security()
+        return self
+
+    def kafka_security(self) -> dict[str, Any]:
+        """TLS/SASL properties every Kafka client adds to ``bootstrap.servers`` (empty for PLAINTEXT);
+        raises ``KafkaConfigError`` (a ValueError) naming the variable to fix."""
+        try:
+            extra = (
+                read_client_properties(self.kafka_config.get_secret_value()) if self.kafka_config else None
+            )
+        except OSError as exc:
+            raise KafkaConfigError(f"CLICKPULSE_KAFKA_CONFIG could not be read: {exc.strerror}") from None
+        return security_properties(
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
+            ca_location=self.kafka_ssl_ca_location,
+            extra=extra,
+        )
 
     @field_validator("duckdb_path", "lake_dir", "dimensions_dir")
     @classmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import dagster as dg
 import pyarrow as pa
@@ -26,7 +26,7 @@ from assets.warehouse.tables import USER_PROFILES, VIDEO_CATALOG, RawTable, conf
 from clickpulse.settings import Settings, get_settings
 from orchestration.lake import LakeResource
 from orchestration.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse
-from streaming.kafka_io import consumer_config
+from streaming.kafka_io import check_credentials, client_config, consumer_config
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
@@ -45,8 +45,24 @@ def env_name(field: str) -> str:
     return alias
 
 
+# KafkaResource field -> the settings field it carries (TLS/SASL, README "Managed Kafka").
+KAFKA_SECURITY_FIELDS: Final = {
+    "security_protocol": "kafka_security_protocol",
+    "sasl_mechanism": "kafka_sasl_mechanism",
+    "sasl_username": "kafka_sasl_username",
+    "sasl_password": "kafka_sasl_password",
+    "ssl_ca_location": "kafka_ssl_ca_location",
+    "client_properties": "kafka_config",
+}
+
+
 class KafkaResource(dg.ConfigurableResource):
-    """Reads clicks.enriched by explicit offsets; never joins a group or commits."""
+    """Reads clicks.enriched by explicit offsets; never joins a group or commits.
+
+    The TLS/SASL fields mirror ``CLICKPULSE_KAFKA_*`` and go through the same ``client_config`` as every
+    other client; ``resources_by_env`` sets the ones in use as ``dg.EnvVar``s, so Dagster resolves them
+    when a run starts and never shows a password in the run's configuration.
+    """
 
     bootstrap_servers: str
     enriched_topic: str
@@ -54,16 +70,29 @@ class KafkaResource(dg.ConfigurableResource):
     batch_size: int = 20_000
     timeout_s: float = 10.0
     stall_timeout_s: float = 30.0
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = None
+    client_properties: str | None = None  # CLICKPULSE_KAFKA_CONFIG: a properties/JSON file or inline JSON
+
+    def connection_settings(self) -> Settings:
+        """The settings with this resource's address and security: validated like the environment's."""
+        fields: dict[str, Any] = {"kafka_bootstrap_servers": self.bootstrap_servers}
+        fields.update({name: getattr(self, attr) for attr, name in KAFKA_SECURITY_FIELDS.items()})
+        return Settings(**fields)
 
     @contextmanager
     def consumer(self) -> Iterator[Consumer]:
         from confluent_kafka import Consumer
 
+        settings = self.connection_settings()
+        check_credentials(client_config(settings), self.timeout_s)  # a refused login fails the run at once
         config = consumer_config(
-            get_settings(),
+            settings,
             self.group_id,
             **{
-                "bootstrap.servers": self.bootstrap_servers,
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "fetch.wait.max.ms": 100,
@@ -177,6 +206,15 @@ class BigQueryDimensions(DimensionSource):
         return f"bigquery://{self._table(table)}"
 
 
+def kafka_security_env(settings: Settings) -> dict[str, Any]:
+    """The export's TLS/SASL fields: a ``dg.EnvVar`` for each setting in use (resolved when a run starts)."""
+    return {
+        attr: dg.EnvVar(env_name(name))
+        for attr, name in KAFKA_SECURITY_FIELDS.items()
+        if getattr(settings, name) is not None
+    }
+
+
 def resources_by_env(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every environment's resources; ``resources_for`` picks one."""
     local_warehouse: Warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
@@ -199,6 +237,7 @@ def resources_by_env(settings: Settings) -> dict[str, dict[str, Any]]:
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 enriched_topic=settings.topic_enriched,
                 batch_size=settings.export_batch_size,
+                **kafka_security_env(settings),
             ),
             "redis": RedisResource(
                 url=settings.redis_url,
@@ -219,6 +258,7 @@ def resources_by_env(settings: Settings) -> dict[str, dict[str, Any]]:
                 bootstrap_servers=dg.EnvVar(env_name("kafka_bootstrap_servers")),
                 enriched_topic=settings.topic_enriched,
                 batch_size=settings.export_batch_size,
+                **kafka_security_env(settings),
             ),
             "redis": RedisResource(
                 url=dg.EnvVar(env_name("redis_url")),

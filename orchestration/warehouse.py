@@ -1,10 +1,12 @@
 """The warehouse behind one interface: DuckDB locally, BigQuery in production.
 
-Assets only ever ask for four things: replace one hour of a partitioned raw table from Parquet files,
-replace a set of hours from Arrow rows, replace a whole (dimension) table, and read rows back (counts per
-hour, a model's rows in a time window). Each implementation makes "replace" a single atomic step, so a
-rerun or a backfill leaves exactly one copy of every hour: DuckDB deletes and inserts in one
-transaction; BigQuery runs a load job with WRITE_TRUNCATE on the partition decorator ``table$YYYYMMDDHH``.
+Assets only ever ask for a few things: replace one exported hour (the validated rows of the hour's
+Parquet files into ``click_events``, the rejected ones into ``rejected_rows``), replace a set of hours
+from Arrow rows, replace a whole (dimension) table, and read rows back (counts per hour, a raw table's
+or a model's rows in a time window). Each "replace" deletes then writes, so a rerun or a backfill leaves
+exactly one copy of every hour: DuckDB deletes and inserts in one transaction (both tables of an
+exported hour in the same one); BigQuery runs load jobs with WRITE_TRUNCATE on the partition decorator
+``table$YYYYMMDDHH``, one per table.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -25,7 +28,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
-from assets.warehouse.tables import RAW_SCHEMA, RawTable, bigquery_columns, conform, duckdb_columns
+from assets.warehouse.tables import (
+    CLICK_EVENTS,
+    RAW_SCHEMA,
+    RECORD_KEY,
+    REJECTED_ROWS,
+    RawTable,
+    bigquery_columns,
+    conform,
+    duckdb_columns,
+    without_records,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -51,6 +64,18 @@ def _naive_utc(moment: datetime) -> datetime:
     return _utc(moment).replace(tzinfo=None)
 
 
+class RawTableMismatchError(RuntimeError):
+    """A raw table in the warehouse does not have the contract's columns (created by an older version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HourLoad:
+    """What one exported hour left in the warehouse: rows of click_events and of rejected_rows."""
+
+    loaded: int
+    rejected: int
+
+
 class Warehouse(dg.ConfigurableResource):
     """Where the raw tables live and dbt builds the marts. See DuckDBWarehouse, BigQueryWarehouse."""
 
@@ -59,8 +84,10 @@ class Warehouse(dg.ConfigurableResource):
     def kind(self) -> str: ...
 
     @abstractmethod
-    def replace_hour(self, table: RawTable, hour: datetime, files: Sequence[str]) -> int:
-        """Make the rows of ``files`` (Parquet) the only rows of ``table`` for ``hour``; returns rows."""
+    def replace_export_hour(self, hour: datetime, files: Sequence[str], rejected: pa.Table) -> HourLoad:
+        """One exported hour: the records of ``files`` (Parquet, every exported record) that are not in
+        ``rejected`` (matched on Kafka partition and offset) become the hour's only rows of click_events,
+        and ``rejected`` (raw.rejected_rows contract) the hour's only rows of rejected_rows."""
 
     @abstractmethod
     def replace_hours(self, table: RawTable, hours: Sequence[datetime], rows: pa.Table) -> int:
@@ -75,6 +102,12 @@ class Warehouse(dg.ConfigurableResource):
         """Rows per ``partition_column`` hour in [start, end), keys aware UTC; absent hours have no key."""
 
     @abstractmethod
+    def read_raw(
+        self, table: RawTable, columns: Sequence[str], time_column: str, start: datetime, end: datetime
+    ) -> pa.Table:
+        """Rows of a raw table with ``start <= time_column < end`` (empty when the table does not exist)."""
+
+    @abstractmethod
     def read_model(
         self,
         model: str,
@@ -86,6 +119,14 @@ class Warehouse(dg.ConfigurableResource):
         flag_column: str | None = None,
     ) -> pa.Table:
         """Rows of a dbt model with ``start <= time_column < end`` (and ``flag_column`` true if given)."""
+
+
+def _window_sql(columns: Sequence[str], time_column: str, flag_column: str | None) -> tuple[str, str]:
+    """Select list and a ``{start} <= time < {end}`` condition (placeholders filled per dialect)."""
+    select = ", ".join(_identifier(c) for c in columns)
+    column = _identifier(time_column)
+    flag = f" and {_identifier(flag_column)}" if flag_column else ""
+    return select, f"{column} >= {{start}} and {column} < {{end}}{flag}"
 
 
 def _check_hours(table: RawTable, hours: Sequence[datetime], rows: pa.Table) -> None:
@@ -146,6 +187,20 @@ class DuckDBWarehouse(Warehouse):
         for table in RAW_TABLES:
             columns = ", ".join(f"{name} {kind}" for name, kind in duckdb_columns(table))
             connection.execute(f"create table if not exists {RAW_SCHEMA}.{table.name} ({columns})")
+            found = [
+                str(name)
+                for (name,) in connection.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = ? and table_name = ? order by ordinal_position",
+                    [RAW_SCHEMA, table.name],
+                ).fetchall()
+            ]
+            if found != table.columns:
+                raise RawTableMismatchError(
+                    f"{RAW_SCHEMA}.{table.name} has the columns {found}, the contract "
+                    f"(assets/warehouse/tables.py) {table.columns}: the table was created by an older "
+                    "version; drop it and rerun the hours (or the dimension assets) that fill it"
+                )
 
     @staticmethod
     def _select_list(table: RawTable) -> str:
@@ -153,30 +208,49 @@ class DuckDBWarehouse(Warehouse):
         stamps = set(table.timestamp_columns)
         return ", ".join(f"timezone('UTC', {c}) as {c}" if c in stamps else c for c in table.columns)
 
-    def replace_hour(self, table: RawTable, hour: datetime, files: Sequence[str]) -> int:
-        column = _identifier(table.partition_column or "")
-        local = [str(Path(f)) for f in files]
+    def replace_export_hour(self, hour: datetime, files: Sequence[str], rejected: pa.Table) -> HourLoad:
+        _check_hours(REJECTED_ROWS, [hour], rejected)
         if any("://" in f for f in files):
             raise ValueError("the DuckDB warehouse loads local Parquet files only")
-        target = f"{RAW_SCHEMA}.{_identifier(table.name)}"
+        local = [str(Path(f)) for f in files]
+        events = f"{RAW_SCHEMA}.{_identifier(CLICK_EVENTS.name)}"
+        rejects = f"{RAW_SCHEMA}.{_identifier(REJECTED_ROWS.name)}"
+        column = _identifier(CLICK_EVENTS.partition_column or "")
+        moment = _naive_utc(hour)
+        incoming = conform(rejected, REJECTED_ROWS)
+        same_record = " and ".join(f"r.{c} = exported.{c}" for c in RECORD_KEY)
         with self.connect() as connection:
+            connection.register("incoming_rejected", incoming)
             connection.execute("begin transaction")
             try:
-                connection.execute(f"delete from {target} where {column} = ?", [_naive_utc(hour)])
+                connection.execute(f"delete from {events} where {column} = ?", [moment])
+                connection.execute(f"delete from {rejects} where {column} = ?", [moment])
                 if local:
                     connection.execute(
-                        f"insert into {target} ({', '.join(table.columns)}) "
-                        f"select {self._select_list(table)} from read_parquet(?, hive_partitioning = false)",
+                        f"insert into {events} ({', '.join(CLICK_EVENTS.columns)}) "
+                        f"select {self._select_list(CLICK_EVENTS)} "
+                        "from read_parquet(?, hive_partitioning = false) as exported "
+                        f"where not exists (select 1 from incoming_rejected as r where {same_record})",
                         [local],
                     )
-                (count,) = connection.execute(
-                    f"select count(*) from {target} where {column} = ?", [_naive_utc(hour)]
-                ).fetchone() or (0,)
+                connection.execute(
+                    f"insert into {rejects} ({', '.join(REJECTED_ROWS.columns)}) "
+                    f"select {self._select_list(REJECTED_ROWS)} from incoming_rejected"
+                )
+                counts = [
+                    connection.execute(
+                        f"select count(*) from {target} where {column} = ?", [moment]
+                    ).fetchall()
+                    for target in (events, rejects)
+                ]
                 connection.execute("commit")
             except Exception:
                 connection.execute("rollback")
                 raise
-        return int(count)
+            finally:
+                connection.unregister("incoming_rejected")
+        loaded, rejected_count = (int(found[0][0]) for found in counts)
+        return HourLoad(loaded=loaded, rejected=rejected_count)
 
     def replace_hours(self, table: RawTable, hours: Sequence[datetime], rows: pa.Table) -> int:
         _check_hours(table, hours, rows)
@@ -234,6 +308,16 @@ class DuckDBWarehouse(Warehouse):
             ).fetchall()
         return {_utc(hour): int(count) for hour, count in found}
 
+    def read_raw(
+        self, table: RawTable, columns: Sequence[str], time_column: str, start: datetime, end: datetime
+    ) -> pa.Table:
+        with self.connect(read_only=True) as connection:
+            if not _duckdb_has_table(connection, RAW_SCHEMA, table.name):
+                return pa.table({c: pa.array([], table.arrow_schema.field(c).type) for c in columns})
+            return self._read_window(
+                connection, f"{RAW_SCHEMA}.{_identifier(table.name)}", columns, time_column, start, end
+            )
+
     def read_model(
         self,
         model: str,
@@ -244,23 +328,34 @@ class DuckDBWarehouse(Warehouse):
         *,
         flag_column: str | None = None,
     ) -> pa.Table:
-        select = ", ".join(_identifier(c) for c in columns)
-        column = _identifier(time_column)
-        flag = f" and {_identifier(flag_column)}" if flag_column else ""
         with self.connect(read_only=True) as connection:
-            relation = connection.sql(
-                f"select {select} from main.{_identifier(model)} where {column} >= ? and {column} < ?{flag}",
-                params=[_naive_utc(start), _naive_utc(end)],
+            return self._read_window(
+                connection, f"main.{_identifier(model)}", columns, time_column, start, end, flag_column
             )
-            return relation.to_arrow_table()
+
+    @staticmethod
+    def _read_window(
+        connection: duckdb.DuckDBPyConnection,
+        relation: str,
+        columns: Sequence[str],
+        time_column: str,
+        start: datetime,
+        end: datetime,
+        flag_column: str | None = None,
+    ) -> pa.Table:
+        select, where = _window_sql(columns, time_column, flag_column)
+        return connection.sql(
+            f"select {select} from {relation} where {where.format(start='?', end='?')}",
+            params=[_naive_utc(start), _naive_utc(end)],
+        ).to_arrow_table()
 
 
 def _duckdb_has_table(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     found = connection.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()
+    return bool(found[0][0])
 
 
 # ---------------------------------------------------------------------------------------------- BigQuery
@@ -342,7 +437,7 @@ class BigQueryWarehouse(Warehouse):
         return f"{self.project}.{self.raw_dataset}.{_identifier(table.name)}"
 
     def hour_load(self, table: RawTable, hour: datetime) -> tuple[str, bigquery.LoadJobConfig]:
-        """Destination and job config of one hour's load; what ``replace_hour`` submits."""
+        """Destination and job config of one hour's load; what ``replace_export_hour`` submits."""
         return partition_decorator(self.table_id(table), hour), hour_partition_load_config(table)
 
     def _load_hour_rows(self, table: RawTable, hour: datetime, rows: pa.Table) -> int:
@@ -351,7 +446,21 @@ class BigQueryWarehouse(Warehouse):
         job.result(timeout=self.job_timeout_s)
         return rows.num_rows
 
-    def replace_hour(self, table: RawTable, hour: datetime, files: Sequence[str]) -> int:
+    def replace_export_hour(self, hour: datetime, files: Sequence[str], rejected: pa.Table) -> HourLoad:
+        """Two load jobs, click_events then rejected_rows, each replacing the hour's partition (a crash
+        between them is repaired by rerunning the hour). Without rejects the lake files load as they are;
+        otherwise the kept records are read from them and loaded from memory."""
+        _check_hours(REJECTED_ROWS, [hour], rejected)
+        if rejected.num_rows == 0:
+            loaded = self._load_hour_files(CLICK_EVENTS, hour, files)
+        else:
+            exported = [pq.read_table(f, schema=CLICK_EVENTS.arrow_schema) for f in files]
+            kept = without_records(pa.concat_tables(exported), rejected)
+            loaded = self._load_hour_rows(CLICK_EVENTS, hour, kept)
+        written = self._load_hour_rows(REJECTED_ROWS, hour, conform(rejected, REJECTED_ROWS))
+        return HourLoad(loaded=loaded, rejected=written)
+
+    def _load_hour_files(self, table: RawTable, hour: datetime, files: Sequence[str]) -> int:
         destination, config = self.hour_load(table, hour)
         client = self.client()
         if not files:
@@ -413,6 +522,11 @@ class BigQueryWarehouse(Warehouse):
             _utc(h): int(n) for h, n in zip(found["hour"].to_pylist(), found["n"].to_pylist(), strict=True)
         }
 
+    def read_raw(
+        self, table: RawTable, columns: Sequence[str], time_column: str, start: datetime, end: datetime
+    ) -> pa.Table:
+        return self._read_window(f"`{self.table_id(table)}`", columns, time_column, start, end)
+
     def read_model(
         self,
         model: str,
@@ -423,11 +537,20 @@ class BigQueryWarehouse(Warehouse):
         *,
         flag_column: str | None = None,
     ) -> pa.Table:
-        select = ", ".join(_identifier(c) for c in columns)
-        column = _identifier(time_column)
-        flag = f" and {_identifier(flag_column)}" if flag_column else ""
         relation = f"`{self.project}.{self.dataset}.{_identifier(model)}`"
+        return self._read_window(relation, columns, time_column, start, end, flag_column)
+
+    def _read_window(
+        self,
+        relation: str,
+        columns: Sequence[str],
+        time_column: str,
+        start: datetime,
+        end: datetime,
+        flag_column: str | None = None,
+    ) -> pa.Table:
+        select, where = _window_sql(columns, time_column, flag_column)
         return self._query(
-            f"select {select} from {relation} where {column} >= @start and {column} < @end{flag}",
+            f"select {select} from {relation} where {where.format(start='@start', end='@end')}",
             self._window(start, end),
         )

@@ -29,6 +29,7 @@ from serving.pages import config_router, page_router, static_files
 from serving.routes import build_router, enrich_snapshot, model_response
 from serving.state import ApiState, blocking
 from serving.stats_reader import AsyncClient, AsyncStatsReader, StatsCache
+from serving.user_ids import UserIdMapper
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import Family, RedisRouter, is_cluster_client
 from streaming.redis_roles import Role, redact_url
@@ -57,7 +58,10 @@ def create_app(
     settings = settings or get_settings()
     metrics = ApiMetrics()
     state = ApiState(
-        settings=settings, keyspace=keyspace or Keyspace.from_settings(settings), metrics=metrics
+        settings=settings,
+        keyspace=keyspace or Keyspace.from_settings(settings),
+        metrics=metrics,
+        user_ids=UserIdMapper.from_settings(settings),
     )
     if clock is not None:
         state.clock = clock
@@ -123,6 +127,7 @@ def create_app(
         responses={401: {"model": models.ErrorDetail, "description": "missing or invalid read key"}},
     )
     app.state.api = state
+    app.state.user_ids = state.user_ids
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RedisError)

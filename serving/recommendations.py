@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clickpulse.settings import Settings
 from serving.routes import model_response
+from serving.user_ids import UserIdMapper
 from streaming.recommendations.reader import RecommendationReader
 from streaming.redis_conn import Family, RedisRouter
 
@@ -51,11 +52,13 @@ class RecommendationsResponse(BaseModel):
 
 
 def install(app: FastAPI, redis_router: RedisRouter, settings: Settings) -> RecommendationReader:
-    """Attach a reader built on ``redis_router`` (the process's pools) to ``app.state``; requests run it in
-    the thread pool (its sync clients)."""
+    """Attach a reader built on ``redis_router`` (the process's pools), and the settings' user id
+    mapping (``serving.user_ids``), to ``app.state``; requests run the reader in the thread pool (its sync
+    clients)."""
     reader = RecommendationReader.from_settings(redis_router, settings)
     app.state.recommendation_reader = reader
     app.state.recommendation_clients = None
+    app.state.user_ids = UserIdMapper.from_settings(settings)
     return reader
 
 
@@ -82,6 +85,15 @@ async def get_reader(request: Request) -> RecommendationReader:
     return reader
 
 
+async def get_user_ids(request: Request) -> UserIdMapper:
+    """How a caller's id maps to the stored one: set by the API's ``create_app`` or by ``install``.
+    ``async`` so that FastAPI does not run it in the thread pool."""
+    mapper: UserIdMapper | None = getattr(request.app.state, "user_ids", None)
+    if mapper is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendations are not configured")
+    return mapper
+
+
 @router.get(
     "/v1/recommendations/{user_id}",
     response_model=RecommendationsResponse,
@@ -91,15 +103,20 @@ async def get_recommendations(
     request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     reader: Annotated[RecommendationReader, Depends(get_reader)],
+    user_ids: Annotated[UserIdMapper, Depends(get_user_ids)],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
 ) -> Response:
     """The served model version's precomputed list, blended with neighbours of the user's recent clicks,
-    watched videos removed; users without history get what is trending now. Each item has a reason."""
+    watched videos removed; users without history get what is trending now. Each item has a reason.
+    ``user_id`` is the id as in events; with pseudonymisation on, the list is read under its pseudonym and
+    the answer shows the id as sent."""
+    stored = user_ids.stored(user_id)
     clients = getattr(request.app.state, "recommendation_clients", None)
     if clients is not None:
-        result = await reader.recommend_async(user_id, k, clients)
+        result = await reader.recommend_async(stored, k, clients)
     else:
-        result = await run_in_threadpool(reader.recommend, user_id, k)
+        result = await run_in_threadpool(reader.recommend, stored, k)
     # Validated and serialised once here; FastAPI passes a Response through without re-validating it
     # (``response_model`` above still documents it in the OpenAPI schema).
-    return model_response(RecommendationsResponse.model_validate(result.as_dict()))
+    body = RecommendationsResponse.model_validate(user_ids.shown(result.as_dict(), user_id))
+    return model_response(body)

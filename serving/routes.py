@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from serving import models
 from serving.engagement import Window, read_engagement
-from serving.live import sse_event
+from serving.live import sse_event, sse_frame
 from serving.state import ApiState, blocking, get_state
+from serving.user_ids import UserIdMapper
 from streaming.contract import EVENT_TYPES, MAX_ID_LENGTH
 from streaming.keyspace import (
     read_global,
@@ -30,7 +32,14 @@ from streaming.keyspace import (
 JSON: Final = "application/json"
 NOT_FOUND: Final[dict[int | str, dict[str, Any]]] = {404: {"model": models.ErrorDetail}}
 VideoId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="video_id as in events")]
-UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="user_id as in events")]
+UserId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="user_id as in events (as sent by the player, also with pseudonymisation on)",
+    ),
+]
 
 
 def model_response(model: BaseModel) -> Response:
@@ -150,7 +159,11 @@ def build_router() -> APIRouter:
         summary="Real-time profile of a user",
     )
     async def user_profile(user_id: UserId, state: ApiState = Depends(get_state)) -> Response:
-        data = await blocking(read_user_profile, state.redis(), user_id, keyspace=state.keyspace)
+        """Looked up by the stored id (the pseudonym of ``user_id`` when the API has the key); the answer
+        shows ``user_id`` as sent."""
+        stored = state.user_ids.stored(user_id)
+        found = await blocking(read_user_profile, state.redis(), stored, keyspace=state.keyspace)
+        data = state.user_ids.shown(found, user_id)
         known = (
             data["events"]
             or data["recent_videos"]
@@ -181,13 +194,14 @@ def build_router() -> APIRouter:
     async def live(
         request: Request,
         user_id: Annotated[
-            str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="one user's channel")
+            str | None,
+            Query(min_length=1, max_length=MAX_ID_LENGTH, description="one user's channel (id as in events)"),
         ] = None,
         state: ApiState = Depends(get_state),
     ) -> StreamingResponse:
         ks = state.keyspace
         if user_id is not None:
-            channels = [ks.channel_user(user_id)]
+            channels = [ks.channel_user(state.user_ids.stored(user_id))]
         else:
             channels = [ks.channel_global(), *(ks.channel_events(kind) for kind in EVENT_TYPES)]
         return StreamingResponse(
@@ -234,4 +248,16 @@ async def _live_stream(state: ApiState, channels: list[str], user_id: str | None
             except TimeoutError:
                 yield b": ping\n\n"
                 continue
-            yield message.encode()
+            if user_id is None or not state.user_ids.hides:
+                yield message.encode()
+            else:
+                yield _as_sent(message.data, user_id)
+
+
+def _as_sent(data: bytes, user_id: str) -> bytes:
+    """A user channel's message with the caller's id in place of the stored one (``serving.user_ids``)."""
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return sse_frame(data)
+    return sse_event(UserIdMapper.shown(payload, user_id) if isinstance(payload, dict) else payload)

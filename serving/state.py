@@ -17,6 +17,7 @@ from serving.catalog import TitleCache
 from serving.live import LiveHub
 from serving.metrics import ApiMetrics
 from serving.stats_reader import AsyncClient, StatsCache
+from serving.user_ids import UserIdMapper
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import Family, RedisRouter
 
@@ -34,6 +35,7 @@ class ApiState:
     titles: TitleCache | None = None
     async_clients: dict[Family, AsyncClient] = field(default_factory=dict)
     stats_reader: StatsCache | None = None
+    user_ids: UserIdMapper = field(default_factory=UserIdMapper)
     clock: Callable[[], float] = field(default=time.time)
 
     def redis(self) -> RedisRouter:

@@ -20,7 +20,7 @@ import redis
 
 from clickpulse.settings import Settings, get_settings
 from streaming.ingest import EventTransform, IngestRoute, dead_letter_payload, now_ms, route_payload
-from streaming.kafka_io import producer_config
+from streaming.kafka_io import check_credentials, client_config, producer_config
 from streaming.payload import PayloadError, TooManyEventsError, parse_payload
 from streaming.pseudonymize import ingest_transform
 from streaming.redis_roles import Role, role_url
@@ -167,6 +167,8 @@ def run_bridge(settings: Settings | None = None, channel: str | None = None) -> 
     """Run the bridge in the foreground until SIGINT/SIGTERM."""
     import signal
 
+    settings = settings or get_settings()
+    check_credentials(client_config(settings))  # a refused login stops here, with what to fix
     bridge = RedisBridge(settings, channel=channel)
 
     def _stop(_signum: int, _frame: Any) -> None:

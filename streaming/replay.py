@@ -3,6 +3,8 @@
 Backfills write straight to Kafka with each record's timestamp set to its event_time, so the hourly
 export puts history in the hour it happened; live traffic keeps the broker's current time, as the
 collector would. Malformed payloads are produced too (without a key) so the dead-letter path sees them.
+Writing straight to Kafka skips the collector, so ``write_to_kafka`` applies the collector's event
+transform itself (``transform``: the user_id pseudonymisation, ``streaming.pseudonymize.ingest_transform``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any, Final, Protocol, TypeVar
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from streaming.contract import EventV1, decode_and_validate
+from streaming.contract import decode_and_validate
+from streaming.event import Event
+from streaming.ingest import EventTransform
 from streaming.simulation.truth import epoch_ms, read_ndjson_lines
 
 logger = logging.getLogger(__name__)
@@ -64,7 +68,7 @@ class ReplayRecord:
     event_time: datetime | None  # None when the line is not a valid event
     key: bytes | None = None  # the user_id of valid events
     timestamp_ms: int | None = None  # backfill timestamp: event_time, or the previous event's for bad lines
-    event: EventV1 | None = None
+    event: Event | None = None
 
     @property
     def valid(self) -> bool:
@@ -144,11 +148,14 @@ def write_to_kafka(
     timestamp_from_event_time: bool,
     *,
     flush_timeout_s: float = 60.0,
+    transform: EventTransform | None = None,
 ) -> DeliveryReport:
     """Produce every record to ``topic``, keyed by user_id (malformed ones without key).
 
     With ``timestamp_from_event_time`` (backfills) each record carries its event_time as the Kafka
-    timestamp; otherwise the producer stamps the current time.
+    timestamp; otherwise the producer stamps the current time. ``transform`` is applied to every valid
+    event (the keyed records) as the collector applies it, and the key follows the transformed user_id;
+    malformed payloads go as they are, like the collector's dead letters.
     """
     report = DeliveryReport()
 
@@ -163,11 +170,13 @@ def write_to_kafka(
     producer = Producer(producer_settings(producer_config))
     for record in records:
         timestamp = (record.timestamp_ms or 0) if timestamp_from_event_time else 0
+        value, key = record.payload, record.key
+        if transform is not None and key is not None:
+            event = transform(orjson.loads(value))
+            value, key = orjson.dumps(event), str(event["user_id"]).encode()
         while True:
             try:
-                producer.produce(
-                    topic, value=record.payload, key=record.key, timestamp=timestamp, on_delivery=on_delivery
-                )
+                producer.produce(topic, value=value, key=key, timestamp=timestamp, on_delivery=on_delivery)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 producer.poll(0.1)

@@ -88,8 +88,8 @@ def cleanup(private: Private) -> None:
 class ConsumerThread:
     """The real ``RealtimeConsumer`` on a thread: ``start()``, ``wait_for(records)``, ``stop()``."""
 
-    def __init__(self, settings: Settings, batch_size: int = 500) -> None:
-        self.consumer = RealtimeConsumer(settings, batch_size=batch_size)
+    def __init__(self, settings: Settings, batch_size: int = 500, **options: Any) -> None:
+        self.consumer = RealtimeConsumer(settings, batch_size=batch_size, **options)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
 

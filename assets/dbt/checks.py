@@ -16,9 +16,11 @@ from assets.dbt.reconciliation import (
     late_by_type,
     reconcilable_hours,
     reconcile,
+    stream_counted_rejects,
 )
 from assets.partitions import partition_hour
 from assets.pools import WAREHOUSE_POOL
+from assets.warehouse.tables import REJECTED_ROWS
 from clickpulse.settings import get_settings
 from orchestration.resources import RedisResource
 from orchestration.warehouse import Warehouse
@@ -92,8 +94,10 @@ def read_stream_global(
     description=(
         "For each event hour the run completed (closed: hour end + allowed lateness passed) and Redis still "
         "holds: per video, the stream's hourly clicks, impressions and conversions equal the mart's minus "
-        "the late events the stream leaves out of hour buckets (is_late), exactly; unique users agree "
-        "within 2% (HyperLogLog); and the stream's global hourly funnel equals the sum over videos."
+        "the late events the stream leaves out of hour buckets (is_late), plus the records the export's "
+        "suite rejected for their event_time only that the stream counted (client clocks ahead), exactly; "
+        "unique users agree within 2% (HyperLogLog); and the stream's global hourly funnel equals the sum "
+        "over videos."
     ),
 )
 def reconciles_with_redis(
@@ -158,9 +162,15 @@ def reconciles_with_redis(
     late = late_by_type(
         (_naive_to_utc(r["event_hour"]), str(r["video_id"]), r["event_type"]) for r in late_rows
     )
+    # Rejected by the export's suite but counted by the stream (a client clock ahead): see reconciliation.py.
+    rejected = stream_counted_rejects(
+        warehouse.read_raw(
+            REJECTED_ROWS, ["event_time", "failed_expectations", "raw_json"], "event_time", first, stop
+        ).to_pylist()
+    )
     router, keyspace = redis.router(), redis.keyspace()
-    stream = read_stream_counts(router, keyspace, sorted(mart))
-    result = reconcile(hours, mart, late, stream, read_stream_global(router, keyspace, hours))
+    stream = read_stream_counts(router, keyspace, sorted(set(mart) | set(rejected)))
+    result = reconcile(hours, mart, late, stream, read_stream_global(router, keyspace, hours), rejected)
     if not result.passed:
         context.log.warning(f"{len(result.mismatches)} mismatches between Redis and the mart")
     return dg.AssetCheckResult(passed=result.passed, metadata=result.to_metadata())

@@ -4,11 +4,19 @@ The consumer counts an event in its event_time hour bucket only when it arrived 
 lateness (``is_late`` false); the mart counts every event of the hour it rebuilt, late ones included
 (its ``late_events`` column says how many). So for a closed hour, per video:
 
-    redis count == mart count - late events of that type        (exact)
-    redis unique users ≈ mart unique users                      (HyperLogLog: within 2 %)
+    redis count == mart count - late events of that type + counted rejects   (exact)
+    redis unique users ≈ mart unique users (+ up to the counted rejects' users)  (HyperLogLog: 2 %)
 
 and, for the whole hour, the stream's global hourly funnel equals the sum over videos, which also
 catches a video missing on either side.
+
+Counted rejects are records the export's expectation suite kept out of raw.click_events (they are in
+raw.rejected_rows) although the stream counted them in an hour bucket: rejected for their event_time
+only (so contract-valid events the consumer forwarded, and the earliest copy of a duplicate) and not
+flagged ``is_late``, i.e. a client clock running ahead of the collector by more than the early allowance
+plus the rest of the hour. The stream counts them in their event_time hour; the marts never see them.
+Records rejected for anything else cannot have come through the consumer's contract check, or are later
+copies of an event the stream counted once (uniqueness), or are late (never in hour buckets).
 """
 
 from __future__ import annotations
@@ -20,12 +28,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import orjson
+
+from assets.kafka_export.expectations import EVENT_TIME_BOUNDS
+
 logger = logging.getLogger(__name__)
 
 COUNTED: Final = ("impressions", "clicks", "conversions")
 EVENT_TYPE_METRIC: Final = {"impression": "impressions", "click": "clicks", "conversion": "conversions"}
 UNIQUES_TOLERANCE: Final = 0.02
 ALL_VIDEOS: Final = "*"
+EVENT_TIME_ONLY: Final = [EVENT_TIME_BOUNDS]
 
 Pair = tuple[datetime, str]  # (event hour, aware UTC; video_id)
 
@@ -76,6 +89,7 @@ class Reconciliation:
     redis_totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*COUNTED, "unique_users"), 0))
     mart_totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*COUNTED, "unique_users"), 0))
     late_events: int = 0
+    counted_rejects: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
 
     @property
     def passed(self) -> bool:
@@ -90,6 +104,7 @@ class Reconciliation:
             "redis_totals": dict(self.redis_totals),
             "mart_totals": dict(self.mart_totals),
             "late_events_in_mart": self.late_events,
+            "rejected_rows_counted_by_stream": dict(self.counted_rejects),
             "not_comparable": [f"{h:%Y-%m-%dT%H} {v}" for h, v in self.not_comparable[:sample]],
         }
 
@@ -155,8 +170,34 @@ def late_by_type(rows: Iterable[tuple[datetime, str, str]]) -> dict[tuple[dateti
     return counts
 
 
-def uniques_agree(redis: int, mart: int, tolerance: float = UNIQUES_TOLERANCE) -> bool:
-    return abs(redis - mart) <= math.floor(tolerance * max(redis, mart))
+def stream_counted_rejects(rows: Iterable[Mapping[str, Any]]) -> dict[Pair, StreamCounts]:
+    """Per (event hour, video): the rejected records the stream counted in that hour bucket (see the
+    module docstring), from raw.rejected_rows rows (``event_time``, ``failed_expectations``, ``raw_json``);
+    ``unique_users`` is the number of distinct users among them."""
+    counts: dict[Pair, dict[str, int]] = {}
+    users: dict[Pair, set[str]] = {}
+    for row in rows:
+        if row.get("event_time") is None or not row.get("failed_expectations") or not row.get("raw_json"):
+            continue
+        if orjson.loads(row["failed_expectations"]) != EVENT_TIME_ONLY:
+            continue
+        record = orjson.loads(row["raw_json"])
+        metric = EVENT_TYPE_METRIC.get(record.get("event_type"))
+        if metric is None or record.get("is_late") or record.get("video_id") is None:
+            continue
+        moment = row["event_time"]
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        pair = (moment.replace(minute=0, second=0, microsecond=0), str(record["video_id"]))
+        here = counts.setdefault(pair, dict.fromkeys(COUNTED, 0))
+        here[metric] += 1
+        users.setdefault(pair, set()).add(str(record.get("user_id")))
+    return {pair: StreamCounts(**here, unique_users=len(users[pair])) for pair, here in counts.items()}
+
+
+def uniques_agree(redis: int, mart: int, tolerance: float = UNIQUES_TOLERANCE, extra: int = 0) -> bool:
+    """``redis`` (an estimate) agrees with a true count between ``mart`` and ``mart + extra``."""
+    nearest = min(max(redis, mart), mart + extra)
+    return abs(redis - nearest) <= math.floor(tolerance * max(redis, nearest))
 
 
 def reconcile(
@@ -165,14 +206,20 @@ def reconcile(
     late: Mapping[tuple[datetime, str, str], int],
     stream: Mapping[Pair, StreamCounts],
     stream_global: Mapping[datetime, StreamCounts],
+    rejected: Mapping[Pair, StreamCounts] | None = None,
 ) -> Reconciliation:
-    """Compare every (hour, video) of the mart, and every hour's totals, with the stream's counters."""
+    """Compare every (hour, video) of the mart or of the counted rejects, and every hour's totals, with
+    the stream's counters."""
     result = Reconciliation(hours=list(hours))
+    rejected = rejected or {}
     expected_global: dict[datetime, dict[str, int]] = {h: dict.fromkeys(COUNTED, 0) for h in hours}
     mart_global: dict[datetime, dict[str, int]] = {h: dict.fromkeys(COUNTED, 0) for h in hours}
-    for (hour, video_id), row in sorted(mart.items()):
+    absent = MartRow(0, 0, 0, 0, 0)
+    for hour, video_id in sorted(set(mart) | set(rejected)):
         if hour not in expected_global:
             continue
+        row = mart.get((hour, video_id), absent)
+        extra = rejected.get((hour, video_id), StreamCounts())
         result.pairs += 1
         result.late_events += row.late_events
         late_here = {m: late.get((hour, video_id, m), 0) for m in COUNTED}
@@ -183,7 +230,8 @@ def reconcile(
         counts = stream.get((hour, video_id), StreamCounts())
         for metric in COUNTED:
             mart_value = getattr(row, metric)
-            expected = mart_value - (late_here[metric] if row.late_events else 0)
+            expected = mart_value - (late_here[metric] if row.late_events else 0) + getattr(extra, metric)
+            result.counted_rejects[metric] += getattr(extra, metric)
             redis_value = getattr(counts, metric)
             expected_global[hour][metric] += expected
             mart_global[hour][metric] += mart_value
@@ -193,7 +241,7 @@ def reconcile(
                 result.mismatches.append(Mismatch(hour, video_id, metric, redis_value, mart_value, expected))
         result.redis_totals["unique_users"] += counts.unique_users
         result.mart_totals["unique_users"] += row.unique_users
-        if not uniques_agree(counts.unique_users, row.unique_users):
+        if not uniques_agree(counts.unique_users, row.unique_users, extra=extra.unique_users):
             result.mismatches.append(
                 Mismatch(
                     hour, video_id, "unique_users", counts.unique_users, row.unique_users, row.unique_users

@@ -28,8 +28,9 @@ EXPORT_GROUP = "kafka_export"
     description=(
         "clicks.enriched for the hour of Kafka timestamps [h, h+1): the offsets between "
         "offsets_for_times(h) and offsets_for_times(h+1) on every partition, as Parquet in the lake "
-        "(click_events/partition_hour=YYYY-MM-DDTHH) and as that hour of raw.click_events. "
-        "Reruns and backfills replace the hour."
+        "(click_events/partition_hour=YYYY-MM-DDTHH, every record), validated by the Great Expectations "
+        "suite: the records that pass become that hour of raw.click_events, the others that hour of "
+        "raw.rejected_rows with the expectations they failed. Reruns and backfills replace the hour."
     ),
 )
 def raw_click_events(
@@ -51,6 +52,8 @@ def raw_click_events(
                     batch_size=kafka.batch_size,
                     stall_timeout_s=kafka.stall_timeout_s,
                     log_every=settings.export_log_every,
+                    lateness_minutes=settings.allowed_lateness_minutes,
+                    early_minutes=settings.allowed_early_minutes,
                     log=context.log.info,
                 )
             )

@@ -1,22 +1,30 @@
 """The Great Expectations suite for one exported hour, and the rejected rows it produces.
 
-Great Expectations takes seconds to import, so nothing here imports it at module level: the check
-calls ``run_suite`` and only then is it loaded. ``rejected_rows`` is plain Arrow, so the mapping from
-failures to the rejected-rows table is tested without it.
+``validate_hour`` runs the suite on the hour's rows (as the export wrote them to the lake) and returns
+one rejected row per record that failed at least one expectation, with every expectation it failed.
+The export loads the other records into raw.click_events and these into raw.rejected_rows.
+
+A duplicated event_id fails the uniqueness expectation on every copy; the earliest copy (by Kafka
+timestamp, partition, offset: the record dbt staging keeps) is not rejected for it, only the later
+copies are, so an event delivered twice is loaded once rather than not at all.
+
+Great Expectations takes seconds to import, so nothing here imports it at module level: ``run_suite``
+loads it when first called. ``rejected_rows`` and ``keep_earliest_copies`` are plain Arrow, so the
+mapping from failures to the rejected-rows table is tested without it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 import pyarrow as pa
 
-from assets.warehouse.tables import REJECTED_ROWS
+from assets.warehouse.tables import RECORD_KEY, REJECTED_ROWS
 from streaming.contract import EVENT_TYPES
 
 if TYPE_CHECKING:
@@ -27,6 +35,7 @@ logger = logging.getLogger(__name__)
 REQUIRED_COLUMNS: Final = ("event_id", "event_type", "event_time", "user_id", "session_id", "video_id")
 BUTTON_PATTERN: Final = r"^[a-z0-9_]{1,64}$"
 SUITE_NAME: Final = "raw_click_events"
+_JSON_OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SORT_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,10 @@ class ExpectationSpec:
         return f"{self.kind}({self.column}){suffix}"
 
 
+UNIQUE_EVENT_ID: Final = ExpectationSpec("expect_column_values_to_be_unique", "event_id")
+EVENT_TIME_BOUNDS: Final = "expect_column_values_to_be_between(event_time)"
+
+
 def suite_specs(bounds: TimeBounds) -> list[ExpectationSpec]:
     """What a valid hour of raw.click_events looks like."""
     specs = [ExpectationSpec("expect_column_values_to_not_be_null", c) for c in REQUIRED_COLUMNS]
@@ -82,7 +95,7 @@ def suite_specs(bounds: TimeBounds) -> list[ExpectationSpec]:
             "event_time",
             (("min_value", bounds.earliest), ("max_value", bounds.latest), ("strict_max", True)),
         ),
-        ExpectationSpec("expect_column_values_to_be_unique", "event_id"),
+        UNIQUE_EVENT_ID,
     ]
     return specs
 
@@ -139,35 +152,88 @@ def run_suite(frame: pd.DataFrame, specs: Sequence[ExpectationSpec]) -> list[Exp
     return [by_position[i] for i in range(len(specs))]
 
 
+def keep_earliest_copies(rows: pa.Table, outcome: ExpectationOutcome) -> ExpectationOutcome:
+    """The uniqueness outcome without the earliest copy of each duplicated event_id (by Kafka timestamp,
+    partition, offset: the record dbt staging keeps), so only the later copies fail it."""
+    if not outcome.failing_rows:
+        return outcome
+    positions = list(outcome.failing_rows)
+    picked = (
+        rows.take(pa.array(positions, pa.int64()))
+        .select(["event_id", "kafka_timestamp", *RECORD_KEY])
+        .to_pylist()
+    )
+    earliest: dict[Any, tuple[float, int, int, int]] = {}
+    for position, row in zip(positions, picked, strict=True):
+        stamp = row["kafka_timestamp"]
+        order = (
+            stamp.timestamp() if stamp is not None else float("inf"),
+            row["kafka_partition"] if row["kafka_partition"] is not None else 2**31,
+            row["kafka_offset"] if row["kafka_offset"] is not None else 2**63,
+            position,
+        )
+        current = earliest.get(row["event_id"])
+        if current is None or order < current:
+            earliest[row["event_id"]] = order
+    kept = {order[-1] for order in earliest.values()}
+    failing = tuple(p for p in positions if p not in kept)
+    return replace(outcome, failing_rows=failing, success=not failing and outcome.error is None)
+
+
 def _detail(spec: ExpectationSpec, value: Any) -> str:
     shown = value.isoformat() if hasattr(value, "isoformat") else value
     return f"{spec.column}={shown!r}"
 
 
 def rejected_rows(rows: pa.Table, outcomes: Sequence[ExpectationOutcome], rejected_at: datetime) -> pa.Table:
-    """One rejected row per (row, failed expectation) in the raw.rejected_rows contract."""
-    records: dict[str, list[Any]] = {name: [] for name in REJECTED_ROWS.columns}
-    cache: dict[int, dict[str, Any]] = {}
+    """One rejected row per record that failed an expectation, in the raw.rejected_rows contract:
+    ``failed_expectations`` lists every expectation it failed (suite order), ``detail`` the values."""
+    failed: dict[int, list[ExpectationSpec]] = {}
     for outcome in outcomes:
-        for index in outcome.failing_rows:
-            row = cache.get(index)
-            if row is None:
-                row = cache[index] = rows.slice(index, 1).to_pylist()[0]
-            records["partition_hour"].append(row.get("partition_hour"))
-            records["event_id"].append(row.get("event_id"))
-            records["kafka_partition"].append(row.get("kafka_partition"))
-            records["kafka_offset"].append(row.get("kafka_offset"))
-            records["failed_expectation"].append(outcome.spec.name)
-            records["detail"].append(_detail(outcome.spec, row.get(outcome.spec.column)))
-            records["raw_json"].append(
-                orjson.dumps(
-                    row, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SORT_KEYS
-                ).decode()
-            )
-            records["rejected_at"].append(rejected_at)
+        for position in outcome.failing_rows:
+            failed.setdefault(position, []).append(outcome.spec)
+    positions = sorted(failed)
+    records: dict[str, list[Any]] = {name: [] for name in REJECTED_ROWS.columns}
+    for position, row in zip(positions, rows.take(pa.array(positions, pa.int64())).to_pylist(), strict=True):
+        specs = failed[position]
+        for name in ("partition_hour", "event_id", "event_time", *RECORD_KEY):
+            records[name].append(row.get(name))
+        records["failed_expectations"].append(orjson.dumps([spec.name for spec in specs]).decode())
+        records["detail"].append("; ".join(_detail(spec, row.get(spec.column)) for spec in specs))
+        records["raw_json"].append(orjson.dumps(row, option=_JSON_OPTIONS).decode())
+        records["rejected_at"].append(rejected_at)
     return pa.table(records, schema=REJECTED_ROWS.arrow_schema)
 
 
 def failing_row_count(outcomes: Sequence[ExpectationOutcome]) -> int:
     """Distinct rows that failed at least one expectation."""
     return len({i for o in outcomes for i in o.failing_rows})
+
+
+class SuiteError(RuntimeError):
+    """Great Expectations could not evaluate an expectation: the hour is not loaded."""
+
+
+@dataclass(frozen=True, slots=True)
+class HourValidation:
+    """The suite's verdict on one hour: its rejected rows and how many records failed each expectation."""
+
+    rejected: pa.Table
+    by_expectation: dict[str, int]
+
+    @property
+    def rejected_count(self) -> int:
+        return self.rejected.num_rows
+
+
+def validate_hour(rows: pa.Table, bounds: TimeBounds, rejected_at: datetime) -> HourValidation:
+    """Run the suite on the hour's rows (a RangeIndex frame, so positions are row numbers)."""
+    if rows.num_rows == 0:
+        return HourValidation(REJECTED_ROWS.arrow_schema.empty_table(), {})
+    outcomes = run_suite(rows.to_pandas(), suite_specs(bounds))
+    errors = [f"{o.spec.name}: {o.error}" for o in outcomes if o.error]
+    if errors:
+        raise SuiteError(f"{bounds.hour:%Y-%m-%dT%H}: the suite could not run {errors}")
+    outcomes = [keep_earliest_copies(rows, o) if o.spec == UNIQUE_EVENT_ID else o for o in outcomes]
+    by_expectation = {o.spec.name: len(o.failing_rows) for o in outcomes if o.failing_rows}
+    return HourValidation(rejected_rows(rows, outcomes, rejected_at), by_expectation)

@@ -85,20 +85,28 @@ CLICK_EVENTS: Final = RawTable(
 REJECTED_ROWS: Final = RawTable(
     name="rejected_rows",
     partition_column="partition_hour",
-    description="Rows of click_events that failed an expectation, one row per (record, expectation).",
+    description=(
+        "One row per record of clicks.enriched that failed at least one expectation, in the hour of its "
+        "Kafka timestamp; such a record is not in click_events (exported records = click_events rows + "
+        "rejected_rows rows, per hour)."
+    ),
     schema=pa.schema(
         [
             pa.field("partition_hour", TIMESTAMP),
             pa.field("event_id", pa.string()),
+            pa.field("event_time", TIMESTAMP),
             pa.field("kafka_partition", pa.int32()),
             pa.field("kafka_offset", pa.int64()),
-            pa.field("failed_expectation", pa.string()),
+            pa.field("failed_expectations", pa.string()),  # JSON array of expectation names
             pa.field("detail", pa.string()),
             pa.field("raw_json", pa.string()),
             pa.field("rejected_at", TIMESTAMP),
         ]
     ),
 )
+
+# What identifies one exported record in click_events and rejected_rows.
+RECORD_KEY: Final = ("kafka_partition", "kafka_offset")
 
 VIDEO_CATALOG: Final = RawTable(
     name="video_catalog",
@@ -175,3 +183,22 @@ def conform(table: pa.Table, raw_table: RawTable) -> pa.Table:
             column = pc.assume_timezone(column.cast(TIMESTAMP), "UTC")
         arrays.append(column.cast(f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def without_records(rows: pa.Table, records: pa.Table) -> pa.Table:
+    """``rows`` minus those whose ``RECORD_KEY`` (Kafka partition, offset) appears in ``records``."""
+    if records.num_rows == 0:
+        return rows
+    partition, offset = (rows.column(name) for name in RECORD_KEY)
+    dropped = pa.array([False] * rows.num_rows)
+    keys = records.select(list(RECORD_KEY)).to_pylist()
+    by_partition: dict[int, list[int]] = {}
+    for key in keys:
+        by_partition.setdefault(key["kafka_partition"], []).append(key["kafka_offset"])
+    for number, offsets in by_partition.items():
+        here = pc.and_(
+            pc.equal(partition, pa.scalar(number, partition.type)),
+            pc.is_in(offset, value_set=pa.array(offsets, offset.type)),
+        )
+        dropped = pc.or_(dropped, pc.fill_null(here, False))
+    return rows.filter(pc.invert(dropped))

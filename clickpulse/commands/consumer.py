@@ -19,12 +19,18 @@ def run_consumer(
     from streaming.consumer import RealtimeConsumer
     from streaming.consumer.live import UserClickHook, UserClickPublisher
     from streaming.consumer.metrics import serve
+    from streaming.kafka_io import KafkaCredentialsError, check_credentials, client_config
     from streaming.keyspace import Keyspace
     from streaming.recommendations.next_up import NextUpPublisher
     from streaming.recommendations.reader import RecommendationReader
     from streaming.redis_conn import Family, RedisRouter, RedisUnavailableError
 
     settings = get_settings()
+    try:
+        check_credentials(client_config(settings), timeout_s=5)
+    except KafkaCredentialsError as exc:
+        typer.secho(f"consumer cannot start: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
     try:
         router = RedisRouter.from_settings(settings)
         # After each batch, every clicking user gets their clicks and refreshed next-up suggestions.

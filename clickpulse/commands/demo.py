@@ -217,7 +217,7 @@ def _run(
     live_rate: float,
     ui: bool,
 ) -> None:
-    from streaming.kafka_io import wait_caught_up
+    from streaming.kafka_io import client_config, wait_caught_up
 
     _section("stack")
     print_statuses(launcher.up(settings))
@@ -237,9 +237,7 @@ def _run(
     _section(f"history: {backfill_hours} h of simulated events into {settings.topic_raw}")
     start, end = _write_history(settings, backfill_hours, events, users, videos, seed)
     typer.echo("waiting for the consumer to catch up ...")
-    wait_caught_up(
-        settings.kafka_bootstrap_servers, settings.consumer_group, settings.topic_raw, timeout_s=600
-    )
+    wait_caught_up(client_config(settings), settings.consumer_group, settings.topic_raw, timeout_s=600)
 
     _section(f"Dagster: dimensions, exports and marts for {start:%H:00}..{end:%H:00} UTC")
     if not _materialize(start, end, children.log_dir):

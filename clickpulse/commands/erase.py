@@ -142,6 +142,16 @@ def erase_user(
             raise typer.Exit(2)
         user_id = hash_id(settings.pseudonymize_key, user_id)
         typer.echo(f"erasing the pseudonym {user_id}")
+    elif settings.pseudonymize_key is not None:
+        from streaming.pseudonymize import is_pseudonym
+
+        if not is_pseudonym(user_id):
+            typer.secho(
+                f"note: CLICKPULSE_PSEUDONYMIZE_KEY is set, so data is stored under pseudonyms; {user_id!r} "
+                "is not one: add --pseudonymize if it is the raw id",
+                fg="yellow",
+                err=True,
+            )
     for report in erase_everywhere(settings, user_id):
         _print(report)
     typer.echo(

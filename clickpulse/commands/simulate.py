@@ -18,6 +18,8 @@ from typing import Annotated, Any
 import typer
 
 from clickpulse.settings import Settings, get_settings
+from streaming.kafka_io import client_config
+from streaming.pseudonymize import ingest_transform
 from streaming.replay import (
     CollectorUnavailableError,
     DeliveryReport,
@@ -82,11 +84,10 @@ def _send(
     records: Iterable[Any], *, to: Target, settings: Settings, topic: str | None, backfill: bool
 ) -> DeliveryReport:
     if to is Target.kafka:
-        producer_config = {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "client.id": "clickpulse-simulate",
-        }
-        return write_to_kafka(records, producer_config, topic or settings.topic_raw, backfill)
+        # Straight to Kafka: the collector's transform (user_id pseudonymisation when the key is set) here.
+        config = client_config(settings, **{"client.id": "clickpulse-simulate"})
+        target = topic or settings.topic_raw
+        return write_to_kafka(records, config, target, backfill, transform=ingest_transform(settings))
     write_key = next(iter(sorted(settings.write_key_set)), "")
     try:
         return write_to_collector(

@@ -11,6 +11,7 @@ from clickpulse.stack.addresses import is_loopback, parse_bootstrap, parse_redis
 from clickpulse.stack.processes import StackError, load_managed, port_open, stop
 from clickpulse.stack.redis_server import Probe
 from clickpulse.stack.topics import ensure_topics, project_topics
+from streaming.kafka_io import KafkaTarget, as_client_config, client_config
 from streaming.redis_roles import redact_url
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,13 @@ def up(settings: Settings, cluster: bool = False) -> list[ServiceStatus]:
 
 def _up_kafka(settings: Settings) -> None:
     bootstrap = settings.kafka_bootstrap_servers
-    if not kafka.answers(bootstrap):
+    connection = client_config(settings)
+    if not kafka.answers(connection):
+        if settings.kafka_security():
+            raise StackError(
+                f"Kafka at {bootstrap} does not answer with the CLICKPULSE_KAFKA_* security settings, and "
+                "the local Kafka ClickPulse starts is plaintext: start your cluster, or unset them"
+            )
         hosts = parse_bootstrap(bootstrap)
         if len(hosts) != 1 or not is_loopback(hosts[0][0]):
             raise StackError(
@@ -70,8 +77,8 @@ def _up_kafka(settings: Settings) -> None:
         started = kafka.start_nodes(
             settings.data_dir, settings.cache_dir, KAFKA, nodes, settings.topic_partitions
         )
-        kafka.wait_ready(bootstrap, 1, settings.stack_start_timeout_s, [p.log_file for p in started])
-    ensure_topics(bootstrap, project_topics(settings), replication=1)
+        kafka.wait_ready(connection, 1, settings.stack_start_timeout_s, [p.log_file for p in started])
+    ensure_topics(connection, project_topics(settings), replication=1)
 
 
 def _up_kafka_cluster(settings: Settings) -> None:
@@ -166,7 +173,7 @@ def down(settings: Settings, cluster: bool = False) -> list[str]:
 
 def status(settings: Settings, cluster: bool = False) -> list[ServiceStatus]:
     out = [
-        _kafka_status(KAFKA, f"{KAFKA}-1", settings.kafka_bootstrap_servers, settings),
+        _kafka_status(KAFKA, f"{KAFKA}-1", client_config(settings), settings),
         _redis_status(REDIS, REDIS, settings.redis_url, settings),
     ]
     if cluster or any(
@@ -187,11 +194,12 @@ def status(settings: Settings, cluster: bool = False) -> list[ServiceStatus]:
     return out
 
 
-def _kafka_status(label: str, proc_name: str, bootstrap: str, settings: Settings) -> ServiceStatus:
+def _kafka_status(label: str, proc_name: str, target: KafkaTarget, settings: Settings) -> ServiceStatus:
     managed = load_managed(settings.data_dir, proc_name)
-    alive = kafka.answers(bootstrap, timeout_s=2)
+    alive = kafka.answers(target, timeout_s=2)
     version = managed.version if managed else ("4.x (external)" if alive else "-")
-    return ServiceStatus(label, bootstrap, alive, version, managed is not None)
+    address = as_client_config(target)["bootstrap.servers"]
+    return ServiceStatus(label, address, alive, version, managed is not None)
 
 
 def _redis_status(label: str, proc_name: str, url: str, settings: Settings) -> ServiceStatus:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 
 from clickpulse.settings import Settings
+from streaming.kafka_io import KafkaTarget, as_client_config
 
 logger = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap: str, specs: dict[str, int], replication: int = 1, timeout_s: float = 30
+    kafka: KafkaTarget, specs: dict[str, int], replication: int = 1, timeout_s: float = 30
 ) -> list[str]:
-    """Create each missing topic with its partition count; returns the names this call created."""
+    """Create each missing topic with its partition count; returns the names this call created.
+    ``kafka``: ``streaming.kafka_io.client_config(settings)``, or a bare bootstrap string."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(as_client_config(kafka))
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [
         NewTopic(name, num_partitions=parts, replication_factor=replication)
@@ -34,7 +36,7 @@ def ensure_topics(
     return created
 
 
-def delete_topics(bootstrap: str, names: list[str], timeout_s: float = 30) -> list[str]:
+def delete_topics(kafka: KafkaTarget, names: list[str], timeout_s: float = 30) -> list[str]:
     """Delete the topics and wait for the broker's answer (a bare ``delete_topics`` call returns futures
     that a process about to exit never sends); returns the names deleted. Never raises: it cleans up."""
     from confluent_kafka import KafkaError, KafkaException
@@ -42,7 +44,7 @@ def delete_topics(bootstrap: str, names: list[str], timeout_s: float = 30) -> li
 
     if not names:
         return []
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(as_client_config(kafka))
     deleted = []
     for name, future in admin.delete_topics(list(names), operation_timeout=timeout_s).items():
         try:

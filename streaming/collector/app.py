@@ -36,7 +36,7 @@ from streaming.ingest import (
     now_ms,
     route_payload,
 )
-from streaming.kafka_io import producer_config
+from streaming.kafka_io import check_credentials, client_config, producer_config
 from streaming.payload import PayloadError, TooManyEventsError, parse_payload
 from streaming.pseudonymize import ingest_transform
 
@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 STAGE: Final = "collector"
 EVENTS_PATH: Final = "/v1/events"
+_CREDENTIALS_CHECK_S: Final = 5.0  # at start: a refused login fails the start, an absent Kafka does not
 _DELIVERY_SLACK_S: Final = 5.0  # librdkafka reports a timeout itself; this only guards against a lost report
 _QUEUE_POLL_S: Final = 0.01
 _RETRY_HINT: Final = (
@@ -237,6 +238,7 @@ def create_app(
     settings = settings or get_settings()
     transform = ingest_transform(settings, transform)
     config = collector_producer_config(settings)
+    own_producer = producer is None
     if producer is None:
         from confluent_kafka import Producer
 
@@ -245,6 +247,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if own_producer:  # wrong TLS/SASL settings stop the start; Kafka being down does not (503s)
+            await asyncio.to_thread(check_credentials, client_config(settings), _CREDENTIALS_CHECK_S)
         collector.poller.start()
         logger.info(
             "collector writing to %s (raw %s, dlq %s)",

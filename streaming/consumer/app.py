@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -38,7 +37,7 @@ from streaming.consumer.enrichment import UNKNOWN, UserAttributes, UserAttribute
 from streaming.consumer.live import LivePublisher, UserClickHook, UserClickPublisher, user_clicks
 from streaming.consumer.records import CountedEvent, DecodedBatch, decode_batch
 from streaming.consumer.state import ApplyResult, StateWriter
-from streaming.contract import event_to_dict
+from streaming.event import encode_event
 from streaming.kafka_io import consumer_config, producer_config
 from streaming.keyspace import Keyspace, Retention
 from streaming.redis_conn import Family, RedisRouter
@@ -49,18 +48,16 @@ logger = logging.getLogger(__name__)
 STAGE = "consumer"
 FLUSH_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 5.0
-JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 LATENCY_SAMPLE_EVERY = 16
 
 
 def enriched_json(e: CountedEvent, attributes: UserAttributes | None) -> bytes:
     """The contract JSON of the event plus user_country, user_tier, user_language, is_late, received_at."""
-    data = event_to_dict(e.event)
-    data.update((attributes or UNKNOWN).enrichment_fields())
-    data["is_late"] = e.is_late
-    if data.get("received_at") is None:
-        data["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
-    return orjson.dumps(data, option=JSON_OPTIONS)
+    more = (attributes or UNKNOWN).enrichment_fields()
+    more["is_late"] = e.is_late
+    if e.event.received_at is None:
+        more["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
+    return encode_event(e.event, more)
 
 
 class DeliveryError(RuntimeError):
@@ -146,7 +143,9 @@ class RealtimeConsumer:
         self._assigned: set[int] = set()
         self._labels = {"group": self.group}
 
-        self.producer = Producer(producer_config(settings))
+        # Delivery callbacks only for failures: flush() still waits for every record, and a Python
+        # callback per enriched record would cost more than the rest of its produce.
+        self.producer = Producer(producer_config(settings, **{"delivery.report.only.error": True}))
         overrides = {"session.timeout.ms": settings.consumer_session_timeout_ms, **(consumer_overrides or {})}
         self.consumer = Consumer(consumer_config(settings, self.group, **overrides))
         self.consumer.subscribe(

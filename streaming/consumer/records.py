@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from streaming.contract import EventV1, decode_and_validate
+from streaming.contract import decode_and_validate
+from streaming.event import Event
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 class CountedEvent:
     """A valid event and where it came from; ``first`` turns False when it is a duplicate event_id."""
 
-    event: EventV1
+    event: Event
     partition: int
     offset: int
     timestamp_ms: int

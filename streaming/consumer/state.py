@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import orjson
+import msgspec
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
@@ -77,6 +77,10 @@ class ApplyResult:
 
     duplicates: int = 0
     applied_clicks: dict[str, list[CountedEvent]] = field(default_factory=dict)
+
+
+# The scripts' argument (ARGV[1]): MessagePack, which Redis' Lua unpacks (cmsgpack) faster than JSON.
+_PACK = msgspec.msgpack.Encoder().encode
 
 
 @lru_cache(maxsize=200_000)
@@ -306,7 +310,7 @@ class StateWriter:
     def _send(client: RedisClient, scripts: ScriptSet, calls: Iterable[_Call]) -> list[Any]:
         pipe = client.pipeline(transaction=False)
         for call in calls:
-            payload = orjson.dumps(
+            payload = _PACK(
                 {**call.header, "k": [g.kind for g in call.groups], "g": [g.events for g in call.groups]}
             )
             keys = [*(g.base_key for g in call.groups), call.watermark_key]

@@ -2,7 +2,7 @@
 -- Tokens like ${totals} are key suffixes filled in from streaming/keyspace.py, the one place that
 -- names keys. Every key a script touches is KEYS[i] (the base key of group i, which carries the hash
 -- tag) plus a suffix, so all keys of a call sit in one Cluster slot.
-local req = cjson.decode(ARGV[1])
+local req = cmsgpack.unpack(ARGV[1])
 local topic = req.topic
 local METRIC = {c = 'clicks', i = 'impressions', v = 'conversions'}
 

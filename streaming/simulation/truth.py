@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from streaming.contract import EventV1, decode_and_validate
+from streaming.contract import decode_and_validate
+from streaming.event import Event
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ class Recounter:
         self._allowed_ms = allowed_lateness_minutes * 60_000
         self._threshold_ms = late_threshold_ms
 
-    def add(self, event: EventV1 | None) -> None:
+    def add(self, event: Event | None) -> None:
         """Count one record: ``None`` for a payload the contract rejected."""
         if event is None:
             self.truth.add_malformed()

@@ -42,7 +42,7 @@ def install(stage: str) -> None:
 
         HourWriter.write = write_then_die  # type: ignore[method-assign]
     elif stage == "published":
-        DuckDBWarehouse.replace_hour = lambda *_args, **_kwargs: die()  # type: ignore[method-assign,assignment,return-value]
+        DuckDBWarehouse.replace_export_hour = lambda *_args, **_kwargs: die()  # type: ignore[method-assign,assignment,return-value]
     elif stage == "warehouse":
         # The insert's select list is built after the delete ran in the open transaction.
         DuckDBWarehouse._select_list = staticmethod(lambda _table: die())  # type: ignore[assignment,method-assign]

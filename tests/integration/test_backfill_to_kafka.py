@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from clickpulse.commands.simulate import app
 from clickpulse.settings import get_settings
+from streaming.pseudonymize import pseudonymize
 from streaming.replay import read_ndjson, write_to_kafka
 from streaming.simulation.truth import epoch_ms
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
@@ -186,3 +188,75 @@ def test_simulate_command_backfills_into_kafka(
         assert epoch_ms(start) <= timestamp < epoch_ms(end)
         clicks[event["video_id"]] += event["event_type"] == "click"
     assert {video: counts["clicks"] for video, counts in truth["videos"].items()} == clicks
+
+
+PSEUDONYM_KEY = "pseudonymisation-key-backfill-0123"
+
+
+def _run_with_key(args: list[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", BOOTSTRAP)
+    monkeypatch.setenv("CLICKPULSE_PSEUDONYMIZE_KEY", PSEUDONYM_KEY)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_replay_backfill_writes_pseudonyms_like_the_collector(
+    topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start, end = backfill_window(2)
+    config = SimulationConfig(
+        users=15,
+        videos=10,
+        events=400,
+        seed=6,
+        start=start,
+        end=end,
+        malformed_share=0.03,
+        duplicate_share=0.02,
+    )
+    records = list(Simulator(config))
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(r.payload + b"\n" for r in records))
+
+    _run_with_key(["replay", str(path), "--backfill", "--topic", topic], monkeypatch)
+
+    expected: Counter[tuple[bytes | None, bytes, int | None]] = Counter()
+    for line in read_ndjson(path):  # what replay reads, with its timestamps
+        if line.key is None:  # malformed: as recorded, like the collector's dead letters
+            expected[(None, line.payload, line.timestamp_ms)] += 1
+            continue
+        event = orjson.loads(line.payload)
+        pseudonym = pseudonymize(PSEUDONYM_KEY, event["user_id"])
+        expected[(pseudonym.encode(), orjson.dumps({**event, "user_id": pseudonym}), line.timestamp_ms)] += 1
+    received = Counter(as_sent(m) for m in consume_all(topic, len(records)))
+    assert received == expected
+    raw_ids = {r.event["user_id"].encode() for r in records if r.event is not None}
+    assert not any(raw in value for key, value, _ in received if key is not None for raw in raw_ids)
+
+
+def test_simulate_backfill_writes_pseudonyms(
+    topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truth_path, dims = tmp_path / "truth.json", tmp_path / "dims"
+    args = ["simulate", "--backfill-hours", "1", "--events", "300", "--users", "20", "--videos", "10",
+            "--topic", topic, "--truth", str(truth_path), "--dimensions-dir", str(dims),
+            "--malformed-share", "0"]  # fmt: skip
+    _run_with_key(args, monkeypatch)
+    truth = orjson.loads(truth_path.read_bytes())["totals"]
+    with (dims / "user_profiles.csv").open() as handle:
+        raw_ids = {row["user_id"] for row in csv.DictReader(handle)}
+    pseudonyms = {pseudonymize(PSEUDONYM_KEY, user): user for user in raw_ids}
+
+    messages = consume_all(topic, truth["sent"])
+    assert len(messages) == truth["sent"] == 300
+    seen = set()
+    for key, payload, _ in (as_sent(m) for m in messages):
+        user = orjson.loads(payload)["user_id"]
+        assert key == user.encode() and user in pseudonyms
+        seen.add(user)
+    assert len(seen) == truth["distinct_users"]

@@ -22,6 +22,8 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from assets.kafka_export.expectations import EVENT_TIME_BOUNDS as EVENT_TIME
+from assets.kafka_export.expectations import REQUIRED_COLUMNS
 from assets.partitions import partition_key
 from clickpulse.settings import get_settings
 from orchestration.history import materialize_history
@@ -34,6 +36,7 @@ from tests.integration.batch_support import (
     check_results,
     private_topics,
     produce,
+    value,
 )
 
 EVENTS = 12_000
@@ -117,7 +120,11 @@ def pipeline(
         env = BatchEnv(settings, root, enriched, prefix)
         monkeypatch.setenv("CLICKPULSE_DUCKDB_PATH", str(env.duckdb_path))  # what dbt opens
         env.materialize(instance, "video_catalog", "user_profiles")  # the consumer enriches from them
-        produce(settings, raw, ((r.key, r.payload, r.kafka_timestamp_ms or 0) for r in records))
+        # In Kafka timestamp order, as the collector stamps records: an hour's export is the offset range
+        # between offsets_for_times(h) and offsets_for_times(h + 1), so a record stamped hours earlier than
+        # its neighbours would be exported (and rejected as too old) with the hour it was sent in.
+        wire = sorted(((r.key, r.payload, r.kafka_timestamp_ms or 0) for r in records), key=lambda w: w[2])
+        produce(settings, raw, wire)
         consumer_settings = settings.model_copy(
             update={
                 "topic_raw": raw,
@@ -175,19 +182,23 @@ def test_row_count_check_matches_kafka(pipeline: Pipeline) -> None:
     )
 
 
-def test_great_expectations_rejects_exactly_the_events_beyond_the_lateness(pipeline: Pipeline) -> None:
+def test_great_expectations_rejects_exactly_the_events_outside_the_hour_bounds(pipeline: Pipeline) -> None:
     env = pipeline.env
-    outside = env.query(
-        "select count(*) from raw.click_events where event_time < partition_hour - to_minutes(?) "
-        "or event_time >= partition_hour + interval 1 hour + to_minutes(?)",
-        [LATENESS_MINUTES, EARLY_MINUTES],
-    )[0][0]
+    # The simulator's backfill stamps each record with its event_time: every one is inside its hour.
+    outside = 0
+    for record in pipeline.records:
+        if record.valid and record.event is not None and not record.is_duplicate:
+            stamp = datetime.fromtimestamp((record.kafka_timestamp_ms or 0) / 1000, UTC)
+            hour = stamp.replace(minute=0, second=0, microsecond=0)
+            moment = datetime.fromisoformat(str(record.event["event_time"]).replace("Z", "+00:00"))
+            earliest = hour - timedelta(minutes=LATENESS_MINUTES)
+            latest = hour + timedelta(minutes=60 + EARLY_MINUTES)
+            outside += not earliest <= moment < latest
     check = check_results(pipeline.export)["raw_click_events:great_expectations_suite"]
     assert check.metadata["rows_validated"].value == pipeline.enriched
     assert check.metadata["rejected_rows"].value == outside
     assert check.passed == (outside == 0)
-    stored = env.query("select failed_expectation, count(*) from raw.rejected_rows group by 1")
-    assert dict(stored) == ({"expect_column_values_to_be_between(event_time)": outside} if outside else {})
+    assert env.query("select count(*) from raw.rejected_rows")[0][0] == outside
 
 
 def test_engagement_mart_matches_the_events_and_the_simulator_truth(pipeline: Pipeline) -> None:
@@ -442,20 +453,55 @@ def test_bad_rows_are_rejected_with_their_expectation(
         result = env.run("hourly_export", instance, first=partition_key(hour))
         checks = check_results(result)
         rejected = env.query(
-            "select failed_expectation, event_id, kafka_offset from raw.rejected_rows order by kafka_offset"
+            "select failed_expectations, event_id, kafka_offset from raw.rejected_rows order by kafka_offset"
         )
+        loaded = env.query("select event_id from raw.click_events")
+        marts = env.run("marts", instance, first=partition_key(hour))
+        snapshot = [
+            env.query("select * exclude (received_at) from raw.click_events order by all"),
+            env.query("select * exclude (rejected_at) from raw.rejected_rows order by all"),
+            env.query("select * from main.fct_video_engagement_hourly order by all"),
+        ]
+        env.run("hourly_export", instance, first=partition_key(hour))
+        env.run("marts", instance, first=partition_key(hour))
+        assert snapshot == [
+            env.query("select * exclude (received_at) from raw.click_events order by all"),
+            env.query("select * exclude (rejected_at) from raw.rejected_rows order by all"),
+            env.query("select * from main.fct_video_engagement_hourly order by all"),
+        ]
     suite = checks["raw_click_events:great_expectations_suite"]
     assert not suite.passed
-    # 5 bad rows, both copies of the duplicate, and the record that is not JSON (null ids)
-    assert suite.metadata["rejected_rows"].value == len(bad) + 2 + 1
-    assert checks["raw_click_events:row_count_matches_kafka"].passed
-    failed = {name for name, _, _ in rejected}
+    # 7 of 18 records rejected: over the 5% default, so an error rather than a warning
+    assert suite.severity == dg.AssetCheckSeverity.ERROR
+    assert suite.metadata["hours_over_max_share"].value == [f"{hour:%Y-%m-%dT%H}"]
+    # 5 bad rows, the later copy of the duplicate, and the record that is not JSON (null ids)
+    assert suite.metadata["rejected_rows"].value == len(rejected) == len(bad) + 1 + 1
+    assert suite.metadata["rows_validated"].value == len(payloads)
+    counted = checks["raw_click_events:row_count_matches_kafka"]
+    assert counted.passed
+    assert value(counted, "loaded_rows") + value(counted, "rejected_rows") == len(payloads)
+    # raw.click_events holds the good events and the earliest copy of the duplicate, nothing else
+    assert sorted(eid for (eid,) in loaded) == sorted([e["event_id"] for e in good] + [duplicate["event_id"]])
+    by_record = {offset: (orjson.loads(names), eid) for names, eid, offset in rejected}
+    assert len(by_record) == len(rejected)  # one row per rejected record
+    failed = {name for names, _ in by_record.values() for name in names}
     assert "expect_column_values_to_be_in_set(event_type)" in failed
     assert "expect_column_values_to_be_between(playback_position_s)" in failed
     assert "expect_column_values_to_not_be_null(event_id)" in failed
     assert "expect_column_values_to_be_between(event_time)" in failed
     assert "expect_column_values_to_be_unique(event_id)" in failed
-    assert sum(1 for name, *_ in rejected if name == "expect_column_values_to_be_between(event_time)") == 2
-    assert sum(1 for name, eid, _ in rejected if eid == duplicate["event_id"]) == 2
-    assert env.query("select count(*) from raw.click_events")[0][0] == len(payloads)
-    assert suite.metadata["failures_by_expectation"].value["expect_column_values_to_be_unique(event_id)"] == 2
+    assert sum(1 for names, _ in by_record.values() if names == [EVENT_TIME]) == 2
+    assert [names for names, eid in by_record.values() if eid == duplicate["event_id"]] == [
+        ["expect_column_values_to_be_unique(event_id)"]
+    ]
+    assert by_record[max(by_record)][0] == [  # the record that is not JSON fails every id check
+        f"expect_column_values_to_not_be_null({column})" for column in REQUIRED_COLUMNS
+    ]
+    assert value(suite, "failures_by_expectation")["expect_column_values_to_be_unique(event_id)"] == 1
+    # dbt builds the hour and its tests pass: no bad row reached staging
+    assert marts.success
+    assert not [
+        name
+        for name, check in check_results(marts).items()
+        if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    ]

@@ -29,6 +29,9 @@ from streaming.recommendations.store import RecsStore
 from streaming.redis_conn import RedisRouter
 from tests.integration.consumer_support import handmade, now_ms, produce
 
+LATE = '["expect_column_values_to_be_between(event_time)"]'
+BAD = '["expect_column_values_to_not_be_null(event_id)"]'
+
 
 def redis_snapshot(router: RedisRouter, prefix: str) -> dict[str, Any]:
     """Every key of the prefix with its value (DUMP), TTL aside."""
@@ -93,11 +96,11 @@ def build_warehouse(path: Path, events: list[dict[str, Any]], victim: str) -> No
         con.execute("create view main.stg_events as select * from raw.click_events")
         first = next(e for e in events if e["user_id"] == victim)
         con.executemany(
-            "insert into raw.rejected_rows (event_id, failed_expectation, raw_json) values (?, ?, ?)",
+            "insert into raw.rejected_rows (event_id, failed_expectations, raw_json) values (?, ?, ?)",
             [
-                [first["event_id"], "late", orjson.dumps(first).decode()],
-                ["orphan", "bad", orjson.dumps({"user_id": first["user_id"]}).decode()],
-                ["broken", "bad", "{not json"],
+                [first["event_id"], LATE, orjson.dumps(first).decode()],
+                ["orphan", BAD, orjson.dumps({"user_id": first["user_id"]}).decode()],
+                ["broken", BAD, "{not json"],
             ],
         )
 

@@ -106,7 +106,7 @@ def test_retention_follows_the_lateness_allowance() -> None:
 def test_lua_scripts_render_every_suffix(name: str) -> None:
     source = lua_source(name)
     assert "${" not in source
-    assert "cjson.decode(ARGV[1])" in source
+    assert "cmsgpack.unpack(ARGV[1])" in source
 
 
 def test_bucket_names_and_windows() -> None:

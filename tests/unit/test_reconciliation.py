@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from assets.dbt.reconciliation import (
     ALL_VIDEOS,
     MartRow,
@@ -12,8 +14,10 @@ from assets.dbt.reconciliation import (
     late_by_type,
     reconcilable_hours,
     reconcile,
+    stream_counted_rejects,
     uniques_agree,
 )
+from assets.kafka_export.expectations import EVENT_TIME_BOUNDS as EVENT_TIME
 
 H = datetime(2026, 11, 26, 10, tzinfo=UTC)
 DAY = 48 * 3600
@@ -102,3 +106,56 @@ def test_hours_need_every_partition_their_events_can_arrive_in() -> None:
     exported.add(h - timedelta(hours=1))
     assert fully_exported(hours, exported, lateness_minutes=60, early_minutes=5) == [h]
     assert fully_exported(hours, exported, lateness_minutes=0, early_minutes=0) == hours
+
+
+def rejected_row(minute: int, failed: list[str], **record: object) -> dict[str, object]:
+    event = {"event_type": "click", "video_id": "v1", "user_id": "u9", "is_late": False, **record}
+    return {
+        "event_time": (H + timedelta(minutes=minute)).replace(tzinfo=None),  # naive UTC, as stored
+        "failed_expectations": orjson.dumps(failed).decode(),
+        "raw_json": orjson.dumps(event).decode(),
+    }
+
+
+def test_only_rejects_for_event_time_alone_and_not_late_count_as_stream_counted() -> None:
+    rows = [
+        rejected_row(10, [EVENT_TIME]),
+        rejected_row(20, [EVENT_TIME], user_id="u8"),
+        rejected_row(30, [EVENT_TIME], event_type="impression", video_id="v2"),
+        rejected_row(40, [EVENT_TIME], is_late=True),  # late: never in an hour bucket
+        rejected_row(50, [EVENT_TIME, "expect_column_values_to_be_unique(event_id)"]),  # a later copy
+        rejected_row(55, ["expect_column_values_to_be_in_set(event_type)"], event_type="purchase"),
+        rejected_row(70, [EVENT_TIME]),  # the next hour
+    ]
+    counted = stream_counted_rejects(rows)
+    assert counted == {
+        (H, "v1"): StreamCounts(clicks=2, unique_users=2),
+        (H, "v2"): StreamCounts(impressions=1, unique_users=1),
+        (H + timedelta(hours=1), "v1"): StreamCounts(clicks=1, unique_users=1),
+    }
+
+
+def test_rejected_records_the_stream_counted_are_added_to_the_mart_side() -> None:
+    mart = {(H, "v1"): MartRow(10, 3, 0, 50, 0)}
+    rejected = {
+        (H, "v1"): StreamCounts(clicks=2, unique_users=2),
+        (H, "v2"): StreamCounts(impressions=1, unique_users=1),
+    }
+    stream = {
+        (H, "v1"): StreamCounts(impressions=10, clicks=5, unique_users=52),
+        (H, "v2"): StreamCounts(impressions=1, unique_users=1),
+    }
+    totals = {H: StreamCounts(impressions=11, clicks=5)}
+    result = reconcile([H], mart, {}, stream, totals, rejected)
+    assert result.passed, result.mismatches
+    assert result.pairs == 2 and result.counted_rejects == {"impressions": 1, "clicks": 2, "conversions": 0}
+    # without them the same counters disagree: the stream holds events the mart never saw
+    assert {(m.video_id, m.metric) for m in reconcile([H], mart, {}, stream, totals).mismatches} >= {
+        ("v1", "clicks"),
+        (ALL_VIDEOS, "impressions"),
+    }
+
+
+def test_uniques_may_exceed_the_mart_by_the_rejected_users() -> None:
+    assert uniques_agree(12, 10, extra=2) and uniques_agree(10, 10, extra=2)
+    assert not uniques_agree(13, 10, extra=2) and not uniques_agree(9, 10, extra=2)
