@@ -142,7 +142,15 @@ def erase_user(
             raise typer.Exit(2)
         user_id = hash_id(settings.pseudonymize_key, user_id)
         typer.echo(f"erasing the pseudonym {user_id}")
-    for report in erase_everywhere(settings, user_id):
+    from streaming.redis_conn import RedisUnavailableError
+    from streaming.redis_roles import RedisAclError
+
+    try:
+        reports = erase_everywhere(settings, user_id)
+    except (RedisUnavailableError, RedisAclError) as exc:
+        typer.secho(f"nothing erased: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    for report in reports:
         _print(report)
     typer.echo(
         KAFKA_NOTE.format(raw=settings.topic_raw, enriched=settings.topic_enriched, dlq=settings.topic_dlq)

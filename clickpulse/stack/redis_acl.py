@@ -17,11 +17,14 @@ import json
 import logging
 import os
 import secrets
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlparse
 
 from clickpulse.settings import Settings
+from clickpulse.stack.addresses import parse_redis_url
 from clickpulse.stack.processes import StackError
 from streaming.redis_roles import (
     RedisAclError,
@@ -30,6 +33,7 @@ from streaming.redis_roles import (
     env_password,
     read_secrets,
     redact_url,
+    refused_login,
     role_credentials,
     secrets_path,
     with_credentials,
@@ -123,12 +127,12 @@ def reload_running(settings: Settings, url: str, acl_file: Path, text: str) -> N
             client.execute_command("ACL", "LOAD")
             logger.info("Redis at %s loaded %s", redact_url(url), acl_file)
             return
-        except redis.AuthenticationError as exc:
-            last = exc
-        except redis.ResponseError as exc:
-            if str(exc).startswith(("NOAUTH", "WRONGPASS")):
+        except redis.RedisError as exc:
+            if refused_login(exc):
                 last = exc
                 continue
+            if not isinstance(exc, redis.ResponseError):
+                raise
             if _NO_ACL_FILE not in str(exc):
                 raise StackError(f"Redis at {redact_url(url)} refused {acl_file}: {exc}") from exc
             if settings.redis_acl:
@@ -154,3 +158,19 @@ def redis_cli_auth(credentials: RoleCredentials | None) -> tuple[list[str], dict
     if credentials is None:
         return [], {}
     return ["--user", credentials.username], {"REDISCLI_AUTH": credentials.password}
+
+
+def manual_login(settings: Settings, url: str, *, cluster: bool = False) -> str | None:
+    """The shell line that opens ``redis-cli`` on ``url`` as the admin user, the password read from the
+    environment or the secrets file (never printed); None with ACL mode off."""
+    if not settings.redis_acl:
+        return None
+    host, port = parse_redis_url(url)
+    if env_password(settings, Role.ADMIN):
+        password = f'"$CLICKPULSE_REDIS_PASSWORD_{Role.ADMIN.value.upper()}"'
+    else:
+        reader = f"import json,sys; print(json.load(open(sys.argv[1]))[{Role.ADMIN.value!r}])"
+        password = f'"$(python3 -c {shlex.quote(reader)} {shlex.quote(str(secrets_path(settings)))})"'
+    db = urlparse(url).path.strip("/")
+    target = ["-h", host, "-p", str(port)] + (["-c"] if cluster else ["-n", db] if db.isdigit() else [])
+    return f"REDISCLI_AUTH={password} redis-cli {' '.join(target)} --user {Role.ADMIN.username}"
