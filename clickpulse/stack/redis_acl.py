@@ -169,7 +169,7 @@ def manual_login(settings: Settings, url: str, *, cluster: bool = False) -> str 
     if env_password(settings, Role.ADMIN):
         password = f'"$CLICKPULSE_REDIS_PASSWORD_{Role.ADMIN.value.upper()}"'
     else:
-        reader = f"import json,sys; print(json.load(open(sys.argv[1]))[{Role.ADMIN.value!r}])"
+        reader = 'import json,sys; print(json.load(open(sys.argv[1]))["' + Role.ADMIN.value + '"])'
         password = f'"$(python3 -c {shlex.quote(reader)} {shlex.quote(str(secrets_path(settings)))})"'
     db = urlparse(url).path.strip("/")
     target = ["-h", host, "-p", str(port)] + (["-c"] if cluster else ["-n", db] if db.isdigit() else [])

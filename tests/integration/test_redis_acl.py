@@ -1,13 +1,19 @@
-"""Redis ACL mode on a private redis-server started by the stack: each role can do its job and nothing else.
+"""Redis ACL mode (the default) on the stack's Redis and on a private redis-server started by the stack:
+each role can do its job and nothing else.
 
-The shared Redis keeps its default user; this module starts its own server (spare port, temporary data
-dir) through ``launcher.up_redis`` with ``CLICKPULSE_REDIS_ACL=1``, and every component logs in with the
-credentials it resolves itself (``RedisRouter.from_settings(settings, role)`` / ``role_url``).
+The stack's own Redis (``make up``) is checked for what a user meets: the default user refused, and the
+redis-cli line ``stack status`` prints logs in as admin. The role tests start their own server (spare
+port, temporary data dir, key prefix ``acl.t``) through ``launcher.up_redis``, since the shared one holds
+other tests' keys, and every component logs in with the credentials it resolves itself
+(``RedisRouter.from_settings(settings, role)`` / ``role_url``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +34,18 @@ from streaming.recommendations.keys import recs_previous
 from streaming.recommendations.store import RecsStore
 from streaming.redis_conn import RedisRouter, connect, is_cluster_client
 from streaming.redis_roles import Role, read_secrets, role_url, secrets_path
-from tests.integration.consumer_support import Expected, compare, handmade, now_ms, produce, simulated
+from tests.integration.consumer_support import (
+    Expected,
+    compare,
+    consumer_env,
+    counted,
+    handmade,
+    now_ms,
+    produce,
+    simulated,
+    start_consumer_process,
+    wait_until,
+)
 from tests.integration.recs_support import synthetic
 from tests.support.ingest import closed_port, forward_through_bridge, make_event, read_topic
 
@@ -144,6 +161,41 @@ def test_consumer_role_runs_the_lua_batch_and_cannot_write_recommendations(
     ):
         with pytest.raises(NOPERM):
             write()
+    admin.close()
+
+
+def test_consumer_command_logs_in_as_the_consumer_role_with_its_hooks(
+    acl: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    """`clickpulse consumer` (what `make demo` starts) resolves the consumer's credentials itself, and its
+    per-user hooks (clicks and next-up on live:user:*) stay within the role: ACL LOG stays empty."""
+    own = acl.model_copy(
+        update={
+            "topic_raw": new_topic("raw", 2),
+            "topic_enriched": new_topic("enriched", 2),
+            "topic_dlq": new_topic("dlq", 1),
+        }
+    )
+    ks = Keyspace.from_settings(own)
+    records = handmade(150, 5, now_ms(), own.allowed_lateness_minutes * 60)
+    produce(own.kafka_bootstrap_servers, own.topic_raw, records)
+    expected = Expected.of(records, own.allowed_lateness_minutes * 60, time.time())
+    admin_client = client(own, Role.ADMIN)
+    admin_client.flushdb()  # this module's private server: the consumer test counted the same videos
+    admin_client.execute_command("ACL", "LOG", "RESET")
+    env = consumer_env(own, own.redis_prefix, {"CLICKPULSE_DATA_DIR": str(own.data_dir)})
+    assert "@" not in env["REDIS_URL"], "the command must find its password itself"
+    proc = start_consumer_process(env, unique_name("acl-cli"), 100, tmp_path / "consumer.log")
+    admin = RedisRouter.from_settings(own, Role.ADMIN)
+    try:
+        wait_until(lambda: counted(admin, ks) >= expected.valid or proc.poll() is not None, 60, "the count")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    log = (tmp_path / "consumer.log").read_text()
+    assert Role.CONSUMER.username in log and "clickpulse-admin" not in log, log[-2000:]
+    assert compare(admin, ks, expected) == []
+    assert admin_client.execute_command("ACL", "LOG") == []
     admin.close()
 
 
@@ -314,3 +366,33 @@ def test_roles_work_as_redis_cluster_clients(
         api.close()
     finally:
         stop(tmp_path, "acl-cluster")
+
+
+def test_the_stacks_redis_refuses_the_default_user_and_status_says_how_to_log_in(
+    stack_settings: Settings, redis_url: str
+) -> None:
+    """The Redis `make up` started (ACL mode by default): no login, no access; the redis-cli line that
+    `clickpulse stack status` prints logs in as the admin user."""
+    if not stack_settings.redis_acl:
+        pytest.skip("CLICKPULSE_REDIS_ACL=0: the stack's default user is on")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(stack_settings.redis_url).ping()
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    users = {line.split()[1]: line.split() for line in admin.execute_command("ACL", "LIST")}
+    assert "off" in users["default"] and "on" in users[Role.ADMIN.username]
+    assert set(users) == {"default", *(role.username for role in Role)}
+
+    status = subprocess.run(
+        [sys.executable, "-m", "clickpulse.cli", "stack", "status"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+        check=False,
+    )
+    (line,) = [ln.strip() for ln in status.stdout.splitlines() if "redis-cli" in ln and "REDISCLI_AUTH" in ln]
+    assert admin.connection_pool.connection_kwargs["password"] not in status.stdout
+    whoami = subprocess.run(
+        ["bash", "-c", f"{line} ACL WHOAMI"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert whoami.stdout.strip() == Role.ADMIN.username, whoami.stdout + whoami.stderr
