@@ -137,6 +137,14 @@ class RedisRouter:
             Family.VIDEOS: settings.redis_url_videos or base,
             Family.RECS: settings.redis_url_recs or base,
         }
+        return cls.logged_in(urls, settings, role, **kwargs)
+
+    @classmethod
+    def logged_in(
+        cls, urls: Mapping[Family, str], settings: Settings, role: Role | None, **kwargs: Any
+    ) -> RedisRouter:
+        """A router on ``urls``, each without credentials logging in as ``role`` in ACL mode; the
+        role's password is looked up only when some URL needs it."""
         needs_login = not all(has_credentials(url) for url in urls.values())
         if role is not None and needs_login and "credentials" not in kwargs:
             kwargs["credentials"] = role_credentials(settings, role)
