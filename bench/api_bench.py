@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
+from streaming.redis_roles import Role, settings_as
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def _measure(env: dict[str, str], videos: list[str], label: str) -> list[dict[st
 
 
 def run(events: int = 20_000) -> list[dict[str, Any]]:
-    base = get_settings()
+    base = settings_as(get_settings(), Role.ADMIN)  # the stack's Redis; private prefixes need admin
     name = f"bench-api-{uuid.uuid4().hex[:8]}"
     env_overrides = {
         "KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,

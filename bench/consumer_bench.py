@@ -93,7 +93,8 @@ def _spare_port() -> int:
 
 @contextmanager
 def private_redis(maxmemory: str = "4gb") -> Iterator[str]:
-    """A redis-server of our own (same config template as the stack) on a spare loopback port."""
+    """A redis-server of our own (same config template as the stack) on a spare loopback port, without
+    ACL users: the benchmarks measure Redis itself, and only they reach it (``on_private_redis``)."""
     data_dir = Path(tempfile.mkdtemp(prefix="cp-bench-"))
     port = _spare_port()
     name = "redis-bench"
@@ -105,6 +106,12 @@ def private_redis(maxmemory: str = "4gb") -> Iterator[str]:
     finally:
         stop(data_dir, name, timeout_s=10)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def on_private_redis(settings: Settings, url: str) -> Settings:
+    """``settings`` pointed at a ``private_redis`` server, which has no ACL users (its default user is
+    open, as with ``CLICKPULSE_REDIS_ACL=0``), so no component logs in there."""
+    return settings.model_copy(update={"redis_url": url, "redis_acl": False})
 
 
 @contextmanager
@@ -258,7 +265,7 @@ def redis_benchmark_rate(url: str, calls: dict[str, int], events: int) -> tuple[
 def throughput_rows(
     settings: Settings, events: int = THROUGHPUT_EVENTS, batch_size: int = 1000
 ) -> list[dict[str, Any]]:
-    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+    with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
         total = _fill(own, _simulated(events, seed=101))
         bare = bare_loop_rate(own, total)
         from streaming.redis_conn import connect
@@ -317,7 +324,7 @@ def _paced_producer(bootstrap: str, topic: str, rate: int, seconds: float, ready
 def latency_rows(
     settings: Settings, rate: int = LATENCY_RATE, seconds: float = LATENCY_SECONDS
 ) -> list[dict[str, Any]]:
-    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+    with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
         consumer = RealtimeConsumer(own, group=f"bench-lat-{uuid.uuid4().hex[:8]}", record_latencies=True)
         while not consumer._assigned:
             consumer.run(max_batches=1, idle_timeout_s=0.5)
@@ -379,7 +386,7 @@ def memory_rows(settings: Settings, events: int = MEMORY_EVENTS) -> list[dict[st
     from streaming.redis_conn import connect
 
     half = events // 2
-    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+    with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
         client = connect(url)
         base = int(client.info("memory")["used_memory"])
         total = _fill(own, _simulated(events, seed=303, hours=4, users=50_000, videos=5_000))

@@ -29,12 +29,14 @@ import tempfile
 import time
 import uuid
 from typing import Any, Final
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
+from streaming.redis_roles import Role, settings_as
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +259,15 @@ def _synthetic_lists(users: int, videos: int, top_n: int, seed: int = 1) -> tupl
     return user_lists, similar
 
 
+def _benchmark_login(url: str) -> list[str]:
+    """redis-benchmark's login for the user in ``url`` (it reads no REDISCLI_AUTH, so the password is an
+    argument, visible in this machine's process list while it runs)."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return []
+    return ["--user", unquote(parsed.username or "default"), "-a", unquote(parsed.password)]
+
+
 def _redis_benchmark_seconds(
     settings: Settings, prefix: str, commands: int, payload_bytes: int, depth: int
 ) -> float:
@@ -266,7 +277,8 @@ def _redis_benchmark_seconds(
     host, port = parse_redis_url(settings.redis_url)
     payload = "x" * payload_bytes
     command = [
-        "redis-benchmark", "-h", host, "-p", str(port), "-c", "1", "-P", str(depth), "-n", str(commands),
+        "redis-benchmark", "-h", host, "-p", str(port), *_benchmark_login(settings.redis_url),
+        "-c", "1", "-P", str(depth), "-n", str(commands),
         "-r", str(commands), "--csv", "SET", f"{prefix}:rb:__rand_int__", payload, "EX", "600",
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -432,7 +444,7 @@ def api_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
 
 
 def run() -> list[dict[str, Any]]:
-    settings = get_settings()
+    settings = settings_as(get_settings(), Role.ADMIN)  # the stack's Redis; private prefixes need admin
     prefix = f"bench-recs-{uuid.uuid4().hex[:8]}"
     rows: list[dict[str, Any]] = []
     try:
