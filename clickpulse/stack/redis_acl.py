@@ -1,9 +1,9 @@
 """The stack's Redis ACL file: role users rendered at `stack up`, passwords generated once.
 
 Every redis-server the stack starts loads ``users.acl`` from its node folder (``aclfile`` in
-``stack/redis/redis.conf.tmpl``). With ``CLICKPULSE_REDIS_ACL`` off the file holds only the default
-user with every permission and no password (the Redis default, so nothing changes); with it on, the
-default user is off and each ``clickpulse-<role>`` user gets the rules of ``streaming.acl_rules``.
+``stack/redis/redis.conf.tmpl``). With ``CLICKPULSE_REDIS_ACL=0`` the file holds only the default
+user with every permission and no password (the Redis default, so nothing changes); with it on (the
+default), the default user is off and each ``clickpulse-<role>`` user gets the rules of ``streaming.acl_rules``.
 Passwords never appear in the ACL file (only their SHA-256); the plain ones, which the components need,
 are in the secrets file (``.data/redis/acl-secrets.json``, mode 0600, git-ignored) unless
 ``CLICKPULSE_REDIS_PASSWORD_<ROLE>`` sets them. A running Redis the stack started is switched between
