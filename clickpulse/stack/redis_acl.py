@@ -4,10 +4,10 @@ Every redis-server the stack starts loads ``users.acl`` from its node folder (``
 ``stack/redis/redis.conf.tmpl``). With ``CLICKPULSE_REDIS_ACL=0`` the file holds only the default
 user with every permission and no password (the Redis default, so nothing changes); with it on (the
 default), the default user is off and each ``clickpulse-<role>`` user gets the rules of
-``streaming.acl_rules``. Passwords never appear in the ACL file (only their SHA-256); the plain ones, which the components need,
-are in the secrets file (``.data/redis/acl-secrets.json``, mode 0600, git-ignored) unless
-``CLICKPULSE_REDIS_PASSWORD_<ROLE>`` sets them. A running Redis the stack started is switched between
-the modes with ``ACL LOAD``, without a restart.
+``streaming.acl_rules``. Passwords never appear in the ACL file (only their SHA-256); the plain ones,
+which the components need, are in the secrets file (``.data/redis/acl-secrets.json``, mode 0600,
+git-ignored) unless ``CLICKPULSE_REDIS_PASSWORD_<ROLE>`` sets them. A running Redis the stack started
+is switched between the modes with ``ACL LOAD``, without a restart.
 """
 
 from __future__ import annotations
