@@ -58,9 +58,8 @@ def test_settings_as_a_role_log_every_url_in_and_keep_given_credentials(tmp_path
         settings_as(settings, Role.ADMIN)
     admin = ensure_secrets(settings)[Role.ADMIN]
     logged_in = settings_as(settings, Role.ADMIN)
-    parse = redis.Redis.from_url
     for url in (logged_in.redis_url, logged_in.redis_url_recs):
-        kwargs = parse(url).connection_pool.connection_kwargs
+        kwargs = redis.Redis.from_url(str(url)).connection_pool.connection_kwargs
         assert (kwargs["username"], kwargs["password"]) == ("clickpulse-admin", admin)
     assert logged_in.redis_url_live == "redis://me:mine@live-host:6381/0"
     assert logged_in.redis_url_windows is None
