@@ -55,6 +55,15 @@ def redis_url(settings: Settings) -> str:
     return settings.redis_url
 
 
+@pytest.fixture(scope="session")
+def cluster_redis_url(settings: Settings) -> str:
+    """The cluster stack's Redis (``stack up --cluster``) with the admin login, as ``redis_url``."""
+    from clickpulse.stack import launcher
+    from streaming.redis_roles import Role, role_url
+
+    return role_url(settings, Role.ADMIN, launcher.CLUSTER_REDIS_URL)
+
+
 @pytest.fixture
 def unique_name() -> Callable[[str], str]:
     """A name no other test uses: topics, consumer groups, Redis key prefixes."""
