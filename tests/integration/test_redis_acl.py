@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher, redis_server
-from clickpulse.stack.processes import stop
+from clickpulse.stack.processes import StackError, stop
 from clickpulse.stack.redis_acl import stack_acl_text
 from streaming.bridge import RedisBridge
 from streaming.consumer import RealtimeConsumer
@@ -320,6 +320,25 @@ def test_stack_up_switches_a_running_redis_in_and_out_of_acl_mode(acl: Settings)
         redis.Redis.from_url(acl.redis_url).ping()
     assert client(acl, Role.ADMIN).get("acl.t:open") == "1"
     assert json.loads(secrets_path(acl).read_text()).keys() == {r.value for r in Role}
+
+
+def test_stack_up_refuses_an_open_redis_it_did_not_start_and_says_how_to_opt_out(tmp_path: Path) -> None:
+    """A Redis without ClickPulse's users that another checkout (or the user) started: ACL mode cannot
+    log in there, so `stack up` stops with the ways forward; with the opt-out it uses it as it is."""
+    port = closed_port()
+    proc = redis_server.start_instance(tmp_path / "theirs", "open", "127.0.0.1", port, "64mb")
+    assert proc is not None
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        redis_server.wait_ready(url, 30, proc.log_file)
+        mine = Settings(REDIS_URL=url, CLICKPULSE_DATA_DIR=tmp_path / "mine", CLICKPULSE_REDIS_ACL=True)
+        with pytest.raises(StackError, match="CLICKPULSE_REDIS_ACL=0") as refused:
+            launcher.up_redis(mine)
+        assert "CLICKPULSE_REDIS_ACL_SECRETS" in str(refused.value)
+        assert redis.Redis.from_url(url).ping(), "the other Redis must be left as it was"
+        launcher.up_redis(mine.model_copy(update={"redis_acl": False}))
+    finally:
+        stop(tmp_path / "theirs", "open")
 
 
 def test_roles_work_as_redis_cluster_clients(
