@@ -22,6 +22,7 @@ import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher, redis_server
@@ -32,7 +33,7 @@ from streaming.consumer import RealtimeConsumer
 from streaming.keyspace import Keyspace, read_video_stats, write_user_attributes, write_video_metadata
 from streaming.recommendations.keys import recs_previous
 from streaming.recommendations.store import RecsStore
-from streaming.redis_conn import RedisRouter, connect, is_cluster_client
+from streaming.redis_conn import RedisRouter, RedisUnavailableError, connect, is_cluster_client
 from streaming.redis_roles import Role, read_secrets, role_url, secrets_path
 from tests.integration.consumer_support import (
     Expected,
@@ -294,6 +295,11 @@ def test_bridge_subscribes_ingest_and_ingest_role_publishes(
     forward_through_bridge(RedisBridge(own), ingest.publish, [orjson.dumps(event)], deliveries=1)
     (record,) = read_topic(own.kafka_bootstrap_servers, own.topic_raw, 1)
     assert orjson.loads(record.value())["event_id"] == event["event_id"]
+
+    # A refused login stops the bridge with the reason instead of resubscribing forever.
+    wrong = own.model_copy(update={"redis_password_bridge": SecretStr("wrong")})
+    with pytest.raises(RedisUnavailableError, match="refused the bridge's login"):
+        RedisBridge(wrong).run()
 
     bridge_user, ingest_user = client(own, Role.BRIDGE), client(own, Role.INGEST)
     for denied in (
