@@ -415,7 +415,9 @@ def test_the_stacks_redis_refuses_the_default_user_and_status_says_how_to_log_in
         timeout=60,
         check=False,
     )
-    (line,) = [ln.strip() for ln in status.stdout.splitlines() if "redis-cli" in ln and "REDISCLI_AUTH" in ln]
+    port = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs["port"]
+    logins = [ln.strip() for ln in status.stdout.splitlines() if ln.strip().startswith("REDISCLI_AUTH=")]
+    (line,) = [ln for ln in logins if f" -p {port} " in ln]  # the cluster stack's line may follow
     assert admin.connection_pool.connection_kwargs["password"] not in status.stdout
     whoami = subprocess.run(
         ["bash", "-c", f"{line} ACL WHOAMI"], capture_output=True, text=True, timeout=30, check=False
