@@ -43,6 +43,11 @@ logger = logging.getLogger(__name__)
 
 ACL_FILE_NAME: Final = "users.acl"
 OPEN_ACL: Final = "user default on nopass ~* &* +@all\n"
+# The default user is off and has no password, so no client can log in as it. It keeps every permission
+# because Redis (7.x, redis/redis#14541) replays the AOF as the default user and re-checks ACLs at each
+# EXEC: with ``-@all`` the MULTI/EXEC blocks that Lua scripts write to the AOF are dropped on restart,
+# which silently loses the consumer's counts.
+DISABLED_DEFAULT_USER: Final = "user default off resetpass ~* &* +@all"
 _NO_ACL_FILE: Final = "not configured to use an ACL file"
 
 
@@ -86,7 +91,7 @@ def render_acl(settings: Settings, passwords: Mapping[Role, str] | None) -> str:
     from streaming.keyspace import Keyspace
 
     rules = role_rules(Keyspace.from_settings(settings), settings.bridge_channel)
-    lines = ["user default off resetpass resetkeys resetchannels -@all"]  # no comments in ACL files
+    lines = [DISABLED_DEFAULT_USER]  # no comments in ACL files
     for role in Role:
         digest = hashlib.sha256(passwords[role].encode()).hexdigest()
         lines.append(" ".join(["user", role.username, "reset", "on", f"#{digest}", *rules[role]]))

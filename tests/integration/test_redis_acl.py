@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher, redis_server
-from clickpulse.stack.processes import StackError, stop
+from clickpulse.stack.processes import StackError, state_dir, stop
 from clickpulse.stack.redis_acl import stack_acl_text
 from streaming.bridge import RedisBridge
 from streaming.consumer import RealtimeConsumer
@@ -310,6 +310,26 @@ def test_bridge_subscribes_ingest_and_ingest_role_publishes(
     ):
         with pytest.raises(NOPERM):
             denied()
+
+
+def test_a_restart_keeps_what_scripts_wrote_in_acl_mode(acl: Settings) -> None:
+    """Lua writes reach the AOF as MULTI/EXEC blocks, which Redis replays as the default user and
+    re-checks against the ACL at EXEC (redis/redis#14541): a default user without permissions would
+    lose them on restart. The stack's default user is off and passwordless, so it stays unusable."""
+    admin = client(acl, Role.ADMIN)
+    keys = [f"acl.t:{{aof}}:{name}" for name in ("scripted", "counter", "plain")]
+    admin.eval("redis.call('SET', KEYS[1], 'kept'); return redis.call('INCRBY', KEYS[2], 5)", 2, *keys[:2])
+    admin.set(keys[2], "kept")
+    admin.close()
+    assert stop(acl.data_dir, launcher.REDIS)  # SIGTERM: Redis fsyncs the AOF and exits
+    launcher.up_redis(acl)
+    admin = client(acl, Role.ADMIN)
+    assert admin.mget(keys) == ["kept", "5", "kept"]
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(acl.redis_url).ping()
+    log = state_dir(acl.data_dir) / "logs" / f"{launcher.REDIS}.log"
+    assert "AOF-loading-client" not in log.read_text(errors="replace")
+    admin.delete(*keys)
 
 
 def test_stack_up_switches_a_running_redis_in_and_out_of_acl_mode(acl: Settings) -> None:

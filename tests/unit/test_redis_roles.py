@@ -124,7 +124,7 @@ def test_rendered_acl_file_holds_hashes_and_escaped_patterns(tmp_path: Path) -> 
     passwords = ensure_secrets(settings)
     text = render_acl(settings, passwords)
     lines = text.splitlines()
-    assert lines[0] == "user default off resetpass resetkeys resetchannels -@all"
+    assert lines[0] == "user default off resetpass ~* &* +@all"  # off, no password: nobody logs in
     assert [line.split()[1] for line in lines[1:]] == [role.username for role in Role]
     assert not any(p in text for p in passwords.values())
     rules = role_rules(Keyspace(prefix="t*1", channel_prefix="n?"))
