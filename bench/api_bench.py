@@ -98,6 +98,7 @@ def run(events: int = 20_000) -> list[dict[str, Any]]:
             "CLICKPULSE_CONSUMER_METRICS_PORT": "0",
             "CLICKPULSE_READ_KEYS": READ_KEY,
             "CLICKPULSE_API_BENCH_ROUTES": "true",
+            "CLICKPULSE_REDIS_ACL": "0",  # the private server has no ACL users (on_private_redis)
         }
         settings = Settings(**env_overrides)  # type: ignore[arg-type]
         try:

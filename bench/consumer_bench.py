@@ -96,7 +96,8 @@ def _spare_port() -> int:
 
 @contextmanager
 def private_redis(maxmemory: str = "4gb") -> Iterator[str]:
-    """A redis-server of our own (same config template as the stack) on a spare loopback port."""
+    """A redis-server of our own (same config template as the stack) on a spare loopback port, without
+    ACL users: the benchmarks measure Redis itself, and only they reach it (``on_private_redis``)."""
     data_dir = Path(tempfile.mkdtemp(prefix="cp-bench-"))
     port = _spare_port()
     name = "redis-bench"
@@ -108,6 +109,12 @@ def private_redis(maxmemory: str = "4gb") -> Iterator[str]:
     finally:
         stop(data_dir, name, timeout_s=10)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def on_private_redis(settings: Settings, url: str) -> Settings:
+    """``settings`` pointed at a ``private_redis`` server, which has no ACL users (its default user is
+    open, as with ``CLICKPULSE_REDIS_ACL=0``), so no component logs in there."""
+    return settings.model_copy(update={"redis_url": url, "redis_acl": False})
 
 
 @contextmanager
@@ -330,7 +337,7 @@ def throughput_rows(
     batch_size = batch_size or settings.consumer_batch_size
 
     rows: list[dict[str, Any]] = []
-    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+    with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
         total = _fill(own, _simulated(events, seed=101))
         bare = bare_loop_rate(own, total)
         probe = connect(url)
@@ -397,7 +404,7 @@ def _paced_producer(bootstrap: str, topic: str, rate: int, seconds: float, ready
 def latency_rows(
     settings: Settings, rate: int = LATENCY_RATE, seconds: float = LATENCY_SECONDS
 ) -> list[dict[str, Any]]:
-    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+    with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
         consumer = RealtimeConsumer(own, group=f"bench-lat-{uuid.uuid4().hex[:8]}", record_latencies=True)
         while not consumer._assigned:
             consumer.run(max_batches=1, idle_timeout_s=0.5)
@@ -459,7 +466,7 @@ def memory_rows(settings: Settings, events: int = MEMORY_EVENTS) -> list[dict[st
     from streaming.redis_conn import connect
 
     half = events // 2
-    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+    with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
         client = connect(url)
         base = int(client.info("memory")["used_memory"])
         total = _fill(own, _simulated(events, seed=303, hours=4, users=50_000, videos=5_000))

@@ -36,7 +36,14 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from bench.consumer_bench import _fill, _simulated, consumer_rate, private_redis, private_topics
+from bench.consumer_bench import (
+    _fill,
+    _simulated,
+    consumer_rate,
+    on_private_redis,
+    private_redis,
+    private_topics,
+)
 from bench.peer_env import PEER_SCRIPT, peer_python, peer_versions
 from clickpulse.settings import Settings, get_settings
 from clickpulse.stack.topics import delete_topics, ensure_topics
@@ -134,7 +141,7 @@ def run(events: int | None = None, runs: list[str] | None = None) -> list[dict[s
     runs = runs or os.environ.get("CLICKPULSE_BENCH_PEER_RUNS", DEFAULT_RUNS).split(",")
     specs = [PeerRun.parse(spec) for spec in runs]
     versions = peer_versions()  # creates bench/.peer-venv first, outside the timings
-    with private_redis() as url, private_topics(settings.model_copy(update={"redis_url": url})) as own:
+    with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
         sim = _simulated(events, seed=404)
         total = _fill(own, sim)
         truth = sim.truth.to_dict()

@@ -27,6 +27,7 @@ import subprocess
 import time
 import uuid
 from typing import Any, Final
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -243,6 +244,15 @@ def _synthetic_lists(users: int, videos: int, top_n: int, seed: int = 1) -> tupl
     return user_lists, similar
 
 
+def _benchmark_login(url: str) -> list[str]:
+    """redis-benchmark's login for the user in ``url`` (it reads no REDISCLI_AUTH, so the password is an
+    argument, visible in this machine's process list while it runs)."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return []
+    return ["--user", unquote(parsed.username or "default"), "-a", unquote(parsed.password)]
+
+
 def _redis_benchmark_seconds(
     settings: Settings, prefix: str, commands: int, payload_bytes: int, depth: int
 ) -> float:
@@ -252,7 +262,8 @@ def _redis_benchmark_seconds(
     host, port = parse_redis_url(settings.redis_url)
     payload = "x" * payload_bytes
     command = [
-        "redis-benchmark", "-h", host, "-p", str(port), "-c", "1", "-P", str(depth), "-n", str(commands),
+        "redis-benchmark", "-h", host, "-p", str(port), *_benchmark_login(settings.redis_url),
+        "-c", "1", "-P", str(depth), "-n", str(commands),
         "-r", str(commands), "--csv", "SET", f"{prefix}:rb:__rand_int__", payload, "EX", "600",
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -315,6 +326,7 @@ def api_rows(settings: Settings, prefix: str) -> list[dict[str, Any]]:
         "CLICKPULSE_LIVE_CHANNEL_PREFIX": prefix,
         "CLICKPULSE_READ_KEYS": READ_KEY,
         "CLICKPULSE_API_BENCH_ROUTES": "true",
+        "CLICKPULSE_REDIS_ACL": "1" if settings.redis_acl else "0",
     }
     # 4 in 5 requests for users with a list (half of them with recent clicks), 1 in 5 cold start
     paths = [
@@ -338,12 +350,12 @@ def run() -> list[dict[str, Any]]:
     """Publishing and the API on a redis-server of the benchmark's own (other work on the shared one,
     such as another consumer's multi-millisecond Lua batches, would queue ahead of the reads being timed),
     then the training sizes."""
-    from bench.consumer_bench import private_redis
+    from bench.consumer_bench import on_private_redis, private_redis
 
     prefix = f"bench-recs-{uuid.uuid4().hex[:8]}"
     rows: list[dict[str, Any]] = []
     with private_redis() as url:
-        settings = get_settings().model_copy(update={"redis_url": url})
+        settings = on_private_redis(get_settings(), url)
         rows.extend(publish_rows(settings, prefix))
         rows.extend(api_rows(settings, prefix))
     rows.extend(training_rows())

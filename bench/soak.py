@@ -39,7 +39,7 @@ from pathlib import Path
 
 from bench.__main__ import exit_on_sigterm, machine_details
 from bench.collector_bench import WRITE_KEY, start_collector
-from bench.consumer_bench import private_redis, private_topics
+from bench.consumer_bench import on_private_redis, private_redis, private_topics
 from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
 from clickpulse.stack.processes import log_tail
 from streaming.kafka_io import group_lag, wait_caught_up
@@ -193,6 +193,7 @@ def start_consumer(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "REDIS_URL": settings.redis_url,
+        "CLICKPULSE_REDIS_ACL": "1" if settings.redis_acl else "0",
         "CLICKPULSE_TOPIC_RAW": settings.topic_raw,
         "CLICKPULSE_TOPIC_ENRICHED": settings.topic_enriched,
         "CLICKPULSE_TOPIC_DLQ": settings.topic_dlq,
@@ -363,8 +364,8 @@ def main() -> int:
         wall_clock=time.time,
     )
     with private_redis() as redis_url, private_topics(get_settings()) as topics:
-        settings = topics.model_copy(
-            update={"redis_url": redis_url, "consumer_group": f"soak.{uuid.uuid4().hex[:8]}"}
+        settings = on_private_redis(topics, redis_url).model_copy(
+            update={"consumer_group": f"soak.{uuid.uuid4().hex[:8]}"}
         )
         collector, url = start_collector(
             settings, settings.topic_raw, settings.topic_dlq, logs / "collector.log"

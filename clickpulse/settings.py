@@ -244,9 +244,9 @@ class Settings(BaseSettings):
 
     # Security (README, "Security").
     redis_acl: bool = Field(
-        False,
+        True,
         alias="CLICKPULSE_REDIS_ACL",
-        description="Redis ACL users per role, default user disabled; production should turn it on.",
+        description="Redis ACL users per role, default user disabled; 0 opts out (open default user).",
     )
     redis_acl_secrets_file: Path | None = Field(
         None,

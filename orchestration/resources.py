@@ -136,7 +136,7 @@ class RedisResource(dg.ConfigurableResource):
 
     def _connect(self) -> RedisRouter:
         from streaming.redis_conn import Family, RedisRouter
-        from streaming.redis_roles import Role, role_credentials
+        from streaming.redis_roles import Role
 
         urls = {
             Family.LIVE: self.live_url or self.url,
@@ -145,7 +145,7 @@ class RedisResource(dg.ConfigurableResource):
             Family.VIDEOS: self.videos_url or self.url,
             Family.RECS: self.recs_url or self.url,
         }
-        return RedisRouter(urls, credentials=role_credentials(get_settings(), Role(self.role)))
+        return RedisRouter.logged_in(urls, get_settings(), Role(self.role))
 
     def router(self) -> RedisRouter:
         if self._router is None:

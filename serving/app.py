@@ -32,7 +32,7 @@ from serving.stats_reader import AsyncClient, AsyncStatsReader, StatsCache
 from serving.user_ids import UserIdMapper
 from streaming.keyspace import Keyspace
 from streaming.redis_conn import Family, RedisRouter, is_cluster_client
-from streaming.redis_roles import Role, redact_url
+from streaming.redis_roles import Role, redact_url, role_url
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def create_app(
             state.router = router
         live_url = state.router.urls[Family.LIVE]
         if live_url == "client":  # a router built around one existing client (tests)
-            live_url = settings.redis_url_live or settings.redis_url
+            live_url = role_url(settings, Role.API, settings.redis_url_live)
         state.pubsub_client = aioredis.Redis.from_url(live_url, decode_responses=True)
         try:
             await state.pubsub_client.ping()
@@ -179,7 +179,7 @@ def _async_clients(router: RedisRouter, settings: Settings) -> dict[Family, Asyn
     for family in (Family.LIVE, Family.WINDOWS, Family.PROFILES, Family.RECS):
         url = router.urls[family]
         if url == "client":  # a router around one existing client (tests)
-            url = settings.redis_url
+            url = role_url(settings, Role.API)
         if url not in by_url:
             cluster = is_cluster_client(router.client(family))
             kind = AsyncRedisCluster if cluster else aioredis.Redis

@@ -23,7 +23,8 @@ from streaming.ingest import EventTransform, IngestRoute, dead_letter_payload, n
 from streaming.kafka_io import check_credentials, client_config, producer_config
 from streaming.payload import PayloadError, TooManyEventsError, parse_payload
 from streaming.pseudonymize import ingest_transform
-from streaming.redis_roles import Role, role_url
+from streaming.redis_conn import LOGIN_HINT, RedisUnavailableError
+from streaming.redis_roles import Role, redact_url, refused_login, role_url
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ class RedisBridge:
                     self._listen(pubsub)
                 except redis.RedisError as exc:
                     self.ready.clear()
+                    if refused_login(exc):  # retrying cannot help: stop with the reason
+                        where = redact_url(role_url(self.settings, Role.BRIDGE))
+                        raise RedisUnavailableError(
+                            f"Redis at {where} refused the bridge's login ({exc}); {LOGIN_HINT}"
+                        ) from exc
                     logger.warning("redis pub/sub connection lost (%s); resubscribing", exc)
                     self._stop.wait(_RECONNECT_DELAY_S)
                 finally:

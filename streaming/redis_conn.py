@@ -16,7 +16,14 @@ import redis
 from redis.cluster import RedisCluster
 
 from clickpulse.settings import Settings
-from streaming.redis_roles import Role, RoleCredentials, role_credentials, with_credentials
+from streaming.redis_roles import (
+    Role,
+    RoleCredentials,
+    has_credentials,
+    refused_login,
+    role_credentials,
+    with_credentials,
+)
 from streaming.redis_roles import redact_url as _redact
 
 logger = logging.getLogger(__name__)
@@ -25,6 +32,13 @@ RedisClient: TypeAlias = redis.Redis | RedisCluster
 
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 10.0
+
+
+LOGIN_HINT = (
+    "with ACL mode on (CLICKPULSE_REDIS_ACL, the default) run `clickpulse stack up` so the Redis has the "
+    "role users of the secrets file, or set CLICKPULSE_REDIS_PASSWORD_<ROLE>; a Redis without ACL users "
+    "needs CLICKPULSE_REDIS_ACL=0 (README, 'Security')"
+)
 
 
 class RedisUnavailableError(ConnectionError):
@@ -64,6 +78,9 @@ def connect(url: str, *, decode_responses: bool = True, **options: Any) -> Redis
     try:
         info = probe.info("cluster")
     except redis.RedisError as exc:
+        if refused_login(exc):
+            where = _redact(url)
+            raise RedisUnavailableError(f"Redis at {where} refused the login ({exc}); {LOGIN_HINT}") from exc
         raise RedisUnavailableError(
             f"Redis does not answer at {_redact(url)} ({exc}); start it (`make up`) or fix the URL"
         ) from exc
@@ -112,8 +129,6 @@ class RedisRouter:
     def from_settings(cls, settings: Settings, role: Role | None = None, **kwargs: Any) -> RedisRouter:
         """URLs from ``CLICKPULSE_REDIS_URL_<FAMILY>``, each defaulting to ``REDIS_URL``; in ACL mode
         (``CLICKPULSE_REDIS_ACL``) logged in as ``role``'s user where a URL carries no credentials."""
-        if role is not None and "credentials" not in kwargs:
-            kwargs["credentials"] = role_credentials(settings, role)
         base = settings.redis_url
         urls = {
             Family.LIVE: settings.redis_url_live or base,
@@ -122,6 +137,17 @@ class RedisRouter:
             Family.VIDEOS: settings.redis_url_videos or base,
             Family.RECS: settings.redis_url_recs or base,
         }
+        return cls.logged_in(urls, settings, role, **kwargs)
+
+    @classmethod
+    def logged_in(
+        cls, urls: Mapping[Family, str], settings: Settings, role: Role | None, **kwargs: Any
+    ) -> RedisRouter:
+        """A router on ``urls``, each without credentials logging in as ``role`` in ACL mode; the
+        role's password is looked up only when some URL needs it."""
+        needs_login = not all(has_credentials(url) for url in urls.values())
+        if role is not None and needs_login and "credentials" not in kwargs:
+            kwargs["credentials"] = role_credentials(settings, role)
         return cls(urls, **kwargs)
 
     @classmethod

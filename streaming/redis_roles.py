@@ -1,13 +1,13 @@
 """Redis ACL users per role, and the credentials each component logs in with.
 
 Why: with one shared password (or none), a bug or a compromise in the read API could rewrite counters,
-and the recommendations publisher could wipe live state. With ACL mode on (``CLICKPULSE_REDIS_ACL=1``)
-every component logs in as its own user, limited to its key patterns and channels
-(``streaming.acl_rules``), and the default user is disabled. The stack renders the ACL file
+and the recommendations publisher could wipe live state. With ACL mode on (the default,
+``CLICKPULSE_REDIS_ACL``) every component logs in as its own user, limited to its key patterns and
+channels (``streaming.acl_rules``), and the default user is disabled. The stack renders the ACL file
 (``clickpulse.stack.redis_acl``); ``RedisRouter.from_settings(settings, role=...)`` logs in with the
 role's password: ``CLICKPULSE_REDIS_PASSWORD_<ROLE>``, else the secrets file the stack generated.
 
-ACL mode off (the default) changes nothing: every component uses its URL as configured.
+ACL mode off (``CLICKPULSE_REDIS_ACL=0``) changes nothing: every component uses its URL as configured.
 """
 
 from __future__ import annotations
@@ -89,6 +89,15 @@ def role_credentials(settings: Settings, role: Role, *, force: bool = False) -> 
     return RoleCredentials(role.username, password)
 
 
+def refused_login(exc: Exception) -> bool:
+    """Whether a redis-py error means "wrong or missing credentials" rather than "not there"."""
+    import redis
+
+    if isinstance(exc, redis.AuthenticationError | redis.exceptions.NoPermissionError):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS"))
+
+
 def redact_url(url: str) -> str:
     """The URL without its password, for error messages and logs."""
     scheme, sep, rest = url.partition("://")
@@ -117,5 +126,29 @@ def with_credentials(url: str, credentials: RoleCredentials | None) -> str:
 
 
 def role_url(settings: Settings, role: Role, url: str | None = None) -> str:
-    """``url`` (default REDIS_URL) with the role's credentials when ACL mode is on."""
-    return with_credentials(url or settings.redis_url, role_credentials(settings, role))
+    """``url`` (default REDIS_URL) with the role's credentials when ACL mode is on; a URL that carries
+    credentials is kept as it is (no password needed then)."""
+    target = url or settings.redis_url
+    return target if has_credentials(target) else with_credentials(target, role_credentials(settings, role))
+
+
+REDIS_URL_FIELDS: Final = (
+    "redis_url",
+    "redis_url_live",
+    "redis_url_windows",
+    "redis_url_profiles",
+    "redis_url_videos",
+    "redis_url_recs",
+)
+
+
+def settings_as(settings: Settings, role: Role) -> Settings:
+    """``settings`` whose ``REDIS_URL`` and family URLs log in as ``role`` (a URL with credentials is
+    kept; unchanged with ACL mode off): for tools and tests that hand one ``Settings`` to components
+    working under their own key prefix, which only the admin user may touch."""
+    update = {
+        name: role_url(settings, role, url)
+        for name in REDIS_URL_FIELDS
+        if (url := getattr(settings, name)) is not None
+    }
+    return settings.model_copy(update=update)

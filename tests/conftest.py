@@ -11,8 +11,22 @@ from clickpulse.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
+def stack_settings() -> Settings:
+    """The settings every component reads from the environment (``get_settings()``), unchanged."""
     return get_settings()
+
+
+@pytest.fixture(scope="session")
+def settings(stack_settings: Settings) -> Settings:
+    """The stack's settings with ``REDIS_URL`` logged in as the admin user (ACL mode, the default):
+    tests work under private key prefixes and channels, which only admin may touch. Components handed
+    these settings keep the admin login, since a URL with credentials is used as it is."""
+    from streaming.redis_roles import RedisAclError, Role, settings_as
+
+    try:
+        return settings_as(stack_settings, Role.ADMIN)
+    except RedisAclError as exc:
+        pytest.fail(f"{exc} (`make up` starts the stack and writes the secrets file)")
 
 
 @pytest.fixture(scope="session")
@@ -26,11 +40,28 @@ def kafka_bootstrap(settings: Settings) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url(settings: Settings) -> str:
+    """REDIS_URL with the admin login (see ``settings``)."""
     from clickpulse.stack import redis_server
+    from streaming.redis_roles import redact_url
 
-    if redis_server.answers(settings.redis_url) is None:
-        pytest.fail(f"Redis does not answer at {settings.redis_url}: run `make up` first")
+    state, _ = redis_server.probe(settings.redis_url)
+    if state is redis_server.Probe.AUTH:
+        pytest.fail(
+            f"Redis at {redact_url(settings.redis_url)} refuses the admin login: run `make up` (it renders "
+            "the ACL users of this checkout's secrets file), or CLICKPULSE_REDIS_ACL=0 for an open Redis"
+        )
+    if state is redis_server.Probe.DOWN:
+        pytest.fail(f"Redis does not answer at {redact_url(settings.redis_url)}: run `make up` first")
     return settings.redis_url
+
+
+@pytest.fixture(scope="session")
+def cluster_redis_url(settings: Settings) -> str:
+    """The cluster stack's Redis (``stack up --cluster``) with the admin login, as ``redis_url``."""
+    from clickpulse.stack import launcher
+    from streaming.redis_roles import Role, role_url
+
+    return role_url(settings, Role.ADMIN, launcher.CLUSTER_REDIS_URL)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ def run_consumer(
     from streaming.recommendations.next_up import NextUpPublisher
     from streaming.recommendations.reader import RecommendationReader
     from streaming.redis_conn import Family, RedisRouter, RedisUnavailableError
+    from streaming.redis_roles import RedisAclError, Role
 
     settings = get_settings()
     try:
@@ -32,7 +33,7 @@ def run_consumer(
         typer.secho(f"consumer cannot start: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
     try:
-        router = RedisRouter.from_settings(settings)
+        router = RedisRouter.from_settings(settings, Role.CONSUMER)
         # After each batch, every clicking user gets their clicks and refreshed next-up suggestions.
         hooks: list[UserClickHook] = [
             UserClickPublisher(router.client(Family.LIVE), Keyspace.from_settings(settings)),
@@ -46,7 +47,7 @@ def run_consumer(
             router=router,
             user_click_hooks=hooks,
         )
-    except RedisUnavailableError as exc:
+    except (RedisUnavailableError, RedisAclError) as exc:
         typer.secho(f"consumer cannot start: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
 

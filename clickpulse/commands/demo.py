@@ -27,7 +27,7 @@ import httpx
 import typer
 
 from clickpulse.children import Children, clickpulse_argv
-from clickpulse.commands.stack import print_statuses
+from clickpulse.commands.stack import print_redis_login, print_statuses
 from clickpulse.settings import PROJECT_ROOT, Settings, get_settings
 from clickpulse.stack import launcher
 from clickpulse.stack.processes import StackError
@@ -221,6 +221,7 @@ def _run(
 
     _section("stack")
     print_statuses(launcher.up(settings))
+    print_redis_login(settings)
 
     _section("components")
     collector = f"http://{settings.collector_host}:{settings.collector_port}"

@@ -152,7 +152,15 @@ def erase_user(
                 fg="yellow",
                 err=True,
             )
-    for report in erase_everywhere(settings, user_id):
+    from streaming.redis_conn import RedisUnavailableError
+    from streaming.redis_roles import RedisAclError
+
+    try:
+        reports = erase_everywhere(settings, user_id)
+    except (RedisUnavailableError, RedisAclError) as exc:
+        typer.secho(f"nothing erased: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    for report in reports:
         _print(report)
     typer.echo(
         KAFKA_NOTE.format(raw=settings.topic_raw, enriched=settings.topic_enriched, dlq=settings.topic_dlq)

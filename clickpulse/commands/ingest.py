@@ -27,5 +27,11 @@ def run_collector(host: str | None, port: int | None, workers: int) -> None:
 
 def run_bridge(channel: str | None) -> None:
     from streaming.bridge import run_bridge as run
+    from streaming.redis_conn import RedisUnavailableError
+    from streaming.redis_roles import RedisAclError
 
-    run(get_settings(), channel=channel)
+    try:
+        run(get_settings(), channel=channel)
+    except (RedisUnavailableError, RedisAclError) as exc:
+        typer.secho(f"bridge stopped: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc

@@ -29,12 +29,11 @@ def _store(settings: Settings) -> RecsStore:
     from streaming.keyspace import Keyspace
     from streaming.recommendations.store import RecsStore
     from streaming.redis_conn import RedisUnavailableError, connect
-    from streaming.redis_roles import Role, role_url
+    from streaming.redis_roles import RedisAclError, Role, role_url
 
-    url = role_url(settings, Role.PUBLISHER, settings.redis_url_recs)
     try:
-        client = connect(url)
-    except RedisUnavailableError as exc:
+        client = connect(role_url(settings, Role.PUBLISHER, settings.redis_url_recs))
+    except (RedisUnavailableError, RedisAclError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
     return RecsStore(client, Keyspace.from_settings(settings), ttl_s=settings.recs_version_ttl_hours * 3600)
@@ -84,12 +83,12 @@ def show(
     """What the API would answer for these users: items, scores and reasons (for the demo, and debugging)."""
     from streaming.recommendations.reader import RecommendationReader
     from streaming.redis_conn import RedisRouter, RedisUnavailableError
-    from streaming.redis_roles import Role
+    from streaming.redis_roles import RedisAclError, Role
 
     settings = get_settings()
     try:
         router = RedisRouter.from_settings(settings, Role.API)
-    except RedisUnavailableError as exc:
+    except (RedisUnavailableError, RedisAclError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
     try:

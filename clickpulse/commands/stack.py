@@ -6,8 +6,8 @@ import time
 
 import typer
 
-from clickpulse.settings import get_settings
-from clickpulse.stack import launcher
+from clickpulse.settings import Settings, get_settings
+from clickpulse.stack import launcher, redis_acl
 from clickpulse.stack.processes import StackError
 
 
@@ -15,6 +15,17 @@ def print_statuses(statuses: list[launcher.ServiceStatus]) -> None:
     typer.echo(f"{'service':<14} {'address':<48} {'state':<5} {'version':<10} owner")
     for item in statuses:
         typer.echo(item.line())
+
+
+def print_redis_login(settings: Settings, cluster: bool = False) -> None:
+    """How to open redis-cli by hand when the default user is off (ACL mode)."""
+    line = redis_acl.manual_login(settings, settings.redis_url)
+    if line is None:
+        return
+    typer.echo("Redis ACL mode (default user off); redis-cli as the admin user:")
+    typer.echo(f"  {line}")
+    if cluster:
+        typer.echo(f"  {redis_acl.manual_login(settings, launcher.CLUSTER_REDIS_URL, cluster=True)}")
 
 
 def run_up(cluster: bool) -> None:
@@ -26,6 +37,7 @@ def run_up(cluster: bool) -> None:
         typer.secho(f"stack up failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
     print_statuses(statuses)
+    print_redis_login(settings, cluster)
     typer.echo(f"stack ready in {time.monotonic() - began:.1f}s")
     if cluster:
         typer.echo(
@@ -40,7 +52,9 @@ def run_down(cluster: bool) -> None:
 
 
 def run_status() -> None:
-    statuses = launcher.status(get_settings())
+    settings = get_settings()
+    statuses = launcher.status(settings)
     print_statuses(statuses)
+    print_redis_login(settings, cluster=any(s.name.startswith("redis-") for s in statuses))
     if not all(s.up for s in statuses):
         raise typer.Exit(3)

@@ -126,7 +126,9 @@ def _sync_acl(settings: Settings, name: str, url: str, state: Probe, acl_text: s
     if state is Probe.AUTH:
         hint = (
             f"load the users rendered by `clickpulse stack up` into it (see the README section 'Security'; "
-            f"the file ClickPulse would use is {redis_server.acl_file(settings.data_dir, name)})"
+            f"the file ClickPulse would use is {redis_server.acl_file(settings.data_dir, name)}), point "
+            "CLICKPULSE_REDIS_ACL_SECRETS at the secrets file of the checkout that started it, or set "
+            "CLICKPULSE_REDIS_ACL=0 to use a Redis without ACL users as it is"
             if settings.redis_acl
             else "set CLICKPULSE_REDIS_ACL=1 or put the credentials into REDIS_URL"
         )

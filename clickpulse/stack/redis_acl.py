@@ -1,13 +1,13 @@
 """The stack's Redis ACL file: role users rendered at `stack up`, passwords generated once.
 
 Every redis-server the stack starts loads ``users.acl`` from its node folder (``aclfile`` in
-``stack/redis/redis.conf.tmpl``). With ``CLICKPULSE_REDIS_ACL`` off the file holds only the default
-user with every permission and no password (the Redis default, so nothing changes); with it on, the
-default user is off and each ``clickpulse-<role>`` user gets the rules of ``streaming.acl_rules``.
-Passwords never appear in the ACL file (only their SHA-256); the plain ones, which the components need,
-are in the secrets file (``.data/redis/acl-secrets.json``, mode 0600, git-ignored) unless
-``CLICKPULSE_REDIS_PASSWORD_<ROLE>`` sets them. A running Redis the stack started is switched between
-the modes with ``ACL LOAD``, without a restart.
+``stack/redis/redis.conf.tmpl``). With ``CLICKPULSE_REDIS_ACL=0`` the file holds only the default
+user with every permission and no password (the Redis default, so nothing changes); with it on (the
+default), the default user is off and each ``clickpulse-<role>`` user gets the rules of
+``streaming.acl_rules``. Passwords never appear in the ACL file (only their SHA-256); the plain ones,
+which the components need, are in the secrets file (``.data/redis/acl-secrets.json``, mode 0600,
+git-ignored) unless ``CLICKPULSE_REDIS_PASSWORD_<ROLE>`` sets them. A running Redis the stack started
+is switched between the modes with ``ACL LOAD``, without a restart.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import json
 import logging
 import os
 import secrets
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlparse
 
 from clickpulse.settings import Settings
+from clickpulse.stack.addresses import parse_redis_url
 from clickpulse.stack.processes import StackError
 from streaming.redis_roles import (
     RedisAclError,
@@ -30,6 +33,7 @@ from streaming.redis_roles import (
     env_password,
     read_secrets,
     redact_url,
+    refused_login,
     role_credentials,
     secrets_path,
     with_credentials,
@@ -39,6 +43,11 @@ logger = logging.getLogger(__name__)
 
 ACL_FILE_NAME: Final = "users.acl"
 OPEN_ACL: Final = "user default on nopass ~* &* +@all\n"
+# The default user is off and has no password, so no client can log in as it. It keeps every permission
+# because Redis (7.x, redis/redis#14541) replays the AOF as the default user and re-checks ACLs at each
+# EXEC: with ``-@all`` the MULTI/EXEC blocks that Lua scripts write to the AOF are dropped on restart,
+# which silently loses the consumer's counts.
+DISABLED_DEFAULT_USER: Final = "user default off resetpass ~* &* +@all"
 _NO_ACL_FILE: Final = "not configured to use an ACL file"
 
 
@@ -82,7 +91,7 @@ def render_acl(settings: Settings, passwords: Mapping[Role, str] | None) -> str:
     from streaming.keyspace import Keyspace
 
     rules = role_rules(Keyspace.from_settings(settings), settings.bridge_channel)
-    lines = ["user default off resetpass resetkeys resetchannels -@all"]  # no comments in ACL files
+    lines = [DISABLED_DEFAULT_USER]  # no comments in ACL files
     for role in Role:
         digest = hashlib.sha256(passwords[role].encode()).hexdigest()
         lines.append(" ".join(["user", role.username, "reset", "on", f"#{digest}", *rules[role]]))
@@ -123,12 +132,12 @@ def reload_running(settings: Settings, url: str, acl_file: Path, text: str) -> N
             client.execute_command("ACL", "LOAD")
             logger.info("Redis at %s loaded %s", redact_url(url), acl_file)
             return
-        except redis.AuthenticationError as exc:
-            last = exc
-        except redis.ResponseError as exc:
-            if str(exc).startswith(("NOAUTH", "WRONGPASS")):
+        except redis.RedisError as exc:
+            if refused_login(exc):
                 last = exc
                 continue
+            if not isinstance(exc, redis.ResponseError):
+                raise
             if _NO_ACL_FILE not in str(exc):
                 raise StackError(f"Redis at {redact_url(url)} refused {acl_file}: {exc}") from exc
             if settings.redis_acl:
@@ -154,3 +163,19 @@ def redis_cli_auth(credentials: RoleCredentials | None) -> tuple[list[str], dict
     if credentials is None:
         return [], {}
     return ["--user", credentials.username], {"REDISCLI_AUTH": credentials.password}
+
+
+def manual_login(settings: Settings, url: str, *, cluster: bool = False) -> str | None:
+    """The shell line that opens ``redis-cli`` on ``url`` as the admin user, the password read from the
+    environment or the secrets file (never printed); None with ACL mode off."""
+    if not settings.redis_acl:
+        return None
+    host, port = parse_redis_url(url)
+    if env_password(settings, Role.ADMIN):
+        password = f'"$CLICKPULSE_REDIS_PASSWORD_{Role.ADMIN.value.upper()}"'
+    else:
+        reader = 'import json,sys; print(json.load(open(sys.argv[1]))["' + Role.ADMIN.value + '"])'
+        password = f'"$(python3 -c {shlex.quote(reader)} {shlex.quote(str(secrets_path(settings)))})"'
+    db = urlparse(url).path.strip("/")
+    target = ["-h", host, "-p", str(port)] + (["-c"] if cluster else ["-n", db] if db.isdigit() else [])
+    return f"REDISCLI_AUTH={password} redis-cli {' '.join(target)} --user {Role.ADMIN.username}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from clickpulse.settings import PROJECT_ROOT
 from clickpulse.stack.processes import ManagedProcess, StackError, load_managed, log_tail, spawn
 from clickpulse.stack.redis_acl import ACL_FILE_NAME, OPEN_ACL, redis_cli_auth
-from streaming.redis_roles import RoleCredentials, redact_url
+from streaming.redis_roles import RoleCredentials, redact_url, refused_login
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +156,8 @@ def probe(url: str) -> tuple[Probe, str | None]:
     try:
         info = client.info("server")
         return Probe.UP, str(info.get("redis_version", "unknown"))
-    except (redis.AuthenticationError, redis.exceptions.NoPermissionError):
-        return Probe.AUTH, None
-    except redis.ResponseError as exc:
-        return (Probe.AUTH if "NOAUTH" in str(exc) else Probe.DOWN), None
-    except Exception:
-        return Probe.DOWN, None
+    except Exception as exc:
+        return (Probe.AUTH if refused_login(exc) else Probe.DOWN), None
     finally:
         client.close()
 

@@ -9,6 +9,7 @@ import pytest
 
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher
+from streaming.redis_roles import Role, settings_as
 
 
 def spare_ports(count: int) -> int:
@@ -35,7 +36,8 @@ def spare_ports(count: int) -> int:
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterator[Settings]:
     """A single-node Kafka and a Redis (AOF everysec, the stack's config) on spare ports and a data dir of
-    their own; the Kafka jars come from the shared cache. Stopped, with their data, afterwards."""
+    their own; the Kafka jars come from the shared cache. Stopped, with their data, afterwards. The
+    settings log in as the admin user of that Redis (its secrets file is in the same data dir)."""
     own = Settings(
         KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{spare_ports(2)}",
         REDIS_URL=f"redis://127.0.0.1:{spare_ports(1)}/0",
@@ -45,6 +47,6 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> I
     )
     try:
         launcher.up(own)
-        yield own
+        yield settings_as(own, Role.ADMIN)  # ACL mode, as the stack's default; the test's keys need admin
     finally:
         launcher.down(own)

@@ -22,6 +22,7 @@ import dagster as dg
 from assets.kafka_export.parquet_io import HourWriter
 from clickpulse.settings import get_settings
 from orchestration.warehouse import DuckDBWarehouse
+from streaming.redis_roles import Role, settings_as
 from tests.integration.batch_support import BatchEnv
 
 STAGES = ("parquet", "published", "warehouse")
@@ -52,7 +53,7 @@ def install(stage: str) -> None:
 
 def main(root: str, topic: str, prefix: str, hour: str, stage: str) -> None:
     install(stage)
-    env = BatchEnv(get_settings(), Path(root), topic, prefix)
+    env = BatchEnv(settings_as(get_settings(), Role.ADMIN), Path(root), topic, prefix)
     with dg.instance_for_test() as instance:
         env.run("hourly_export", instance, first=hour)
 

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.partitions import partition_key
-from clickpulse.settings import PROJECT_ROOT, get_settings
+from clickpulse.settings import PROJECT_ROOT, Settings
 from streaming.consumer import RealtimeConsumer
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
 from tests.faults.export_crash import STAGES
@@ -144,9 +144,9 @@ def lake_rows(env: BatchEnv, source: Source) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def clean(source: Source, tmp_path_factory: pytest.TempPathFactory) -> BatchEnv:
+def clean(source: Source, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> BatchEnv:
     """The reference: one uninterrupted export of the hour."""
-    env = BatchEnv(get_settings(), tmp_path_factory.mktemp("export-clean"), source.topic, source.prefix)
+    env = BatchEnv(settings, tmp_path_factory.mktemp("export-clean"), source.topic, source.prefix)
     with pytest.MonkeyPatch.context() as monkeypatch:
         export(env, source, monkeypatch)
     rows = hour_rows(env, source)
@@ -159,9 +159,14 @@ def clean(source: Source, tmp_path_factory: pytest.TempPathFactory) -> BatchEnv:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_rerun_after_a_crash_equals_a_clean_run(
-    stage: str, source: Source, clean: BatchEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stage: str,
+    source: Source,
+    clean: BatchEnv,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    env = BatchEnv(get_settings(), tmp_path / "crashed", source.topic, source.prefix)
+    env = BatchEnv(settings, tmp_path / "crashed", source.topic, source.prefix)
     if stage == "warehouse":
         shutil.copytree(clean.root, env.root)  # the hour's rows are there to delete: none may be lost
     before = hour_rows(env, source)

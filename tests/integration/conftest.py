@@ -39,7 +39,9 @@ def private(
 
 
 @pytest.fixture
-def on_cluster(settings: Settings, unique_name: Callable[[str], str]) -> Iterator[Settings]:
+def on_cluster(
+    settings: Settings, cluster_redis_url: str, unique_name: Callable[[str], str]
+) -> Iterator[Settings]:
     """Settings on the cluster stack (started if needed): own topics (6 partitions, RF 3; DLQ 1) and
     key prefix, cleaned up afterwards."""
     launcher.up(settings, cluster=True)
@@ -50,7 +52,7 @@ def on_cluster(settings: Settings, unique_name: Callable[[str], str]) -> Iterato
     own = settings.model_copy(
         update={
             "kafka_bootstrap_servers": launcher.CLUSTER_BOOTSTRAP,
-            "redis_url": launcher.CLUSTER_REDIS_URL,
+            "redis_url": cluster_redis_url,
             "topic_raw": raw,
             "topic_enriched": enriched,
             "topic_dlq": dlq,
@@ -59,7 +61,7 @@ def on_cluster(settings: Settings, unique_name: Callable[[str], str]) -> Iterato
         }
     )
     yield own
-    client = connect(launcher.CLUSTER_REDIS_URL)
+    client = connect(cluster_redis_url)
     for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
         client.delete(key)
     client.close()

@@ -25,7 +25,7 @@ import pytest
 from assets.kafka_export.expectations import EVENT_TIME_BOUNDS as EVENT_TIME
 from assets.kafka_export.expectations import REQUIRED_COLUMNS
 from assets.partitions import partition_key
-from clickpulse.settings import get_settings
+from clickpulse.settings import Settings
 from orchestration.history import materialize_history
 from streaming.consumer.app import RealtimeConsumer
 from streaming.simulator import SimulatedRecord, SimulationConfig, Simulator, Truth, backfill_window
@@ -99,9 +99,8 @@ def _rounded(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="module")
 def pipeline(
-    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, redis_url: str
+    tmp_path_factory: pytest.TempPathFactory, settings: Settings, kafka_bootstrap: str, redis_url: str
 ) -> Iterator[Pipeline]:
-    settings = get_settings()
     assert settings.allowed_lateness_minutes == LATENESS_MINUTES
     # three closed hours ending an hour ago: all of them are partitions already (end offset -1)
     start, end = backfill_window(HOURS, now=datetime.now(UTC) - timedelta(hours=1))
@@ -413,9 +412,8 @@ def test_out_of_order_exports_give_the_same_warehouse(pipeline: Pipeline, tmp_pa
 
 
 def test_bad_rows_are_rejected_with_their_expectation(
-    tmp_path: Path, kafka_bootstrap: str, redis_url: str
+    tmp_path: Path, settings: Settings, kafka_bootstrap: str, redis_url: str
 ) -> None:
-    settings = get_settings()
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     base = {
         "event_type": "click",

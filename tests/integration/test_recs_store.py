@@ -32,9 +32,9 @@ def store(redis_url: str, unique_name: Callable[[str], str]) -> Iterator[RecsSto
 
 
 @pytest.fixture
-def cluster_store(unique_name: Callable[[str], str]) -> Iterator[RecsStore]:
+def cluster_store(cluster_redis_url: str, unique_name: Callable[[str], str]) -> Iterator[RecsStore]:
     try:
-        client = connect(launcher.CLUSTER_REDIS_URL)
+        client = connect(cluster_redis_url)
     except RedisUnavailableError:
         pytest.fail(f"no Redis Cluster at {launcher.CLUSTER_REDIS_URL}: run `clickpulse stack up --cluster`")
     if not is_cluster_client(client):

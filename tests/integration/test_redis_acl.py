@@ -1,13 +1,19 @@
-"""Redis ACL mode on a private redis-server started by the stack: each role can do its job and nothing else.
+"""Redis ACL mode (the default) on the stack's Redis and on a private redis-server started by the stack:
+each role can do its job and nothing else.
 
-The shared Redis keeps its default user; this module starts its own server (spare port, temporary data
-dir) through ``launcher.up_redis`` with ``CLICKPULSE_REDIS_ACL=1``, and every component logs in with the
-credentials it resolves itself (``RedisRouter.from_settings(settings, role)`` / ``role_url``).
+The stack's own Redis (``make up``) is checked for what a user meets: the default user refused, and the
+redis-cli line ``stack status`` prints logs in as admin. The role tests start their own server (spare
+port, temporary data dir, key prefix ``acl.t``) through ``launcher.up_redis``, since the shared one holds
+other tests' keys, and every component logs in with the credentials it resolves itself
+(``RedisRouter.from_settings(settings, role)`` / ``role_url``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,19 +22,31 @@ import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher, redis_server
-from clickpulse.stack.processes import stop
+from clickpulse.stack.processes import StackError, state_dir, stop
 from clickpulse.stack.redis_acl import stack_acl_text
 from streaming.bridge import RedisBridge
 from streaming.consumer import RealtimeConsumer
 from streaming.keyspace import Keyspace, read_video_stats, write_user_attributes, write_video_metadata
 from streaming.recommendations.keys import recs_previous
 from streaming.recommendations.store import RecsStore
-from streaming.redis_conn import RedisRouter, connect, is_cluster_client
+from streaming.redis_conn import RedisRouter, RedisUnavailableError, connect, is_cluster_client
 from streaming.redis_roles import Role, read_secrets, role_url, secrets_path
-from tests.integration.consumer_support import Expected, compare, handmade, now_ms, produce, simulated
+from tests.integration.consumer_support import (
+    Expected,
+    compare,
+    consumer_env,
+    counted,
+    handmade,
+    now_ms,
+    produce,
+    simulated,
+    start_consumer_process,
+    wait_until,
+)
 from tests.integration.recs_support import synthetic
 from tests.support.ingest import closed_port, forward_through_bridge, make_event, read_topic
 
@@ -147,6 +165,41 @@ def test_consumer_role_runs_the_lua_batch_and_cannot_write_recommendations(
     admin.close()
 
 
+def test_consumer_command_logs_in_as_the_consumer_role_with_its_hooks(
+    acl: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    """`clickpulse consumer` (what `make demo` starts) resolves the consumer's credentials itself, and its
+    per-user hooks (clicks and next-up on live:user:*) stay within the role: ACL LOG stays empty."""
+    own = acl.model_copy(
+        update={
+            "topic_raw": new_topic("raw", 2),
+            "topic_enriched": new_topic("enriched", 2),
+            "topic_dlq": new_topic("dlq", 1),
+        }
+    )
+    ks = Keyspace.from_settings(own)
+    records = handmade(150, 5, now_ms(), own.allowed_lateness_minutes * 60)
+    produce(own.kafka_bootstrap_servers, own.topic_raw, records)
+    expected = Expected.of(records, own.allowed_lateness_minutes * 60, time.time())
+    admin_client = client(own, Role.ADMIN)
+    admin_client.flushdb()  # this module's private server: the consumer test counted the same videos
+    admin_client.execute_command("ACL", "LOG", "RESET")
+    env = consumer_env(own, own.redis_prefix, {"CLICKPULSE_DATA_DIR": str(own.data_dir)})
+    assert "@" not in env["REDIS_URL"], "the command must find its password itself"
+    proc = start_consumer_process(env, unique_name("acl-cli"), 100, tmp_path / "consumer.log")
+    admin = RedisRouter.from_settings(own, Role.ADMIN)
+    try:
+        wait_until(lambda: counted(admin, ks) >= expected.valid or proc.poll() is not None, 60, "the count")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    log = (tmp_path / "consumer.log").read_text()
+    assert Role.CONSUMER.username in log and "clickpulse-admin" not in log, log[-2000:]
+    assert compare(admin, ks, expected) == []
+    assert admin_client.execute_command("ACL", "LOG") == []
+    admin.close()
+
+
 def test_api_role_reads_and_subscribes_but_cannot_write(acl: Settings) -> None:
     ks = Keyspace.from_settings(acl)
     admin = client(acl, Role.ADMIN)
@@ -243,6 +296,11 @@ def test_bridge_subscribes_ingest_and_ingest_role_publishes(
     (record,) = read_topic(own.kafka_bootstrap_servers, own.topic_raw, 1)
     assert orjson.loads(record.value())["event_id"] == event["event_id"]
 
+    # A refused login stops the bridge with the reason instead of resubscribing forever.
+    wrong = own.model_copy(update={"redis_password_bridge": SecretStr("wrong")})
+    with pytest.raises(RedisUnavailableError, match="refused the bridge's login"):
+        RedisBridge(wrong).run()
+
     bridge_user, ingest_user = client(own, Role.BRIDGE), client(own, Role.INGEST)
     for denied in (
         lambda: bridge_user.get("acl.t:{global}:totals"),
@@ -252,6 +310,26 @@ def test_bridge_subscribes_ingest_and_ingest_role_publishes(
     ):
         with pytest.raises(NOPERM):
             denied()
+
+
+def test_a_restart_keeps_what_scripts_wrote_in_acl_mode(acl: Settings) -> None:
+    """Lua writes reach the AOF as MULTI/EXEC blocks, which Redis replays as the default user and
+    re-checks against the ACL at EXEC (redis/redis#14541): a default user without permissions would
+    lose them on restart. The stack's default user is off and passwordless, so it stays unusable."""
+    admin = client(acl, Role.ADMIN)
+    keys = [f"acl.t:{{aof}}:{name}" for name in ("scripted", "counter", "plain")]
+    admin.eval("redis.call('SET', KEYS[1], 'kept'); return redis.call('INCRBY', KEYS[2], 5)", 2, *keys[:2])
+    admin.set(keys[2], "kept")
+    admin.close()
+    assert stop(acl.data_dir, launcher.REDIS)  # SIGTERM: Redis fsyncs the AOF and exits
+    launcher.up_redis(acl)
+    admin = client(acl, Role.ADMIN)
+    assert admin.mget(keys) == ["kept", "5", "kept"]
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(acl.redis_url).ping()
+    log = state_dir(acl.data_dir) / "logs" / f"{launcher.REDIS}.log"
+    assert "AOF-loading-client" not in log.read_text(errors="replace")
+    admin.delete(*keys)
 
 
 def test_stack_up_switches_a_running_redis_in_and_out_of_acl_mode(acl: Settings) -> None:
@@ -268,6 +346,25 @@ def test_stack_up_switches_a_running_redis_in_and_out_of_acl_mode(acl: Settings)
         redis.Redis.from_url(acl.redis_url).ping()
     assert client(acl, Role.ADMIN).get("acl.t:open") == "1"
     assert json.loads(secrets_path(acl).read_text()).keys() == {r.value for r in Role}
+
+
+def test_stack_up_refuses_an_open_redis_it_did_not_start_and_says_how_to_opt_out(tmp_path: Path) -> None:
+    """A Redis without ClickPulse's users that another checkout (or the user) started: ACL mode cannot
+    log in there, so `stack up` stops with the ways forward; with the opt-out it uses it as it is."""
+    port = closed_port()
+    proc = redis_server.start_instance(tmp_path / "theirs", "open", "127.0.0.1", port, "64mb")
+    assert proc is not None
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        redis_server.wait_ready(url, 30, proc.log_file)
+        mine = Settings(REDIS_URL=url, CLICKPULSE_DATA_DIR=tmp_path / "mine", CLICKPULSE_REDIS_ACL=True)
+        with pytest.raises(StackError, match="CLICKPULSE_REDIS_ACL=0") as refused:
+            launcher.up_redis(mine)
+        assert "CLICKPULSE_REDIS_ACL_SECRETS" in str(refused.value)
+        assert redis.Redis.from_url(url).ping(), "the other Redis must be left as it was"
+        launcher.up_redis(mine.model_copy(update={"redis_acl": False}))
+    finally:
+        stop(tmp_path / "theirs", "open")
 
 
 def test_roles_work_as_redis_cluster_clients(
@@ -314,3 +411,35 @@ def test_roles_work_as_redis_cluster_clients(
         api.close()
     finally:
         stop(tmp_path, "acl-cluster")
+
+
+def test_the_stacks_redis_refuses_the_default_user_and_status_says_how_to_log_in(
+    stack_settings: Settings, redis_url: str
+) -> None:
+    """The Redis `make up` started (ACL mode by default): no login, no access; the redis-cli line that
+    `clickpulse stack status` prints logs in as the admin user."""
+    if not stack_settings.redis_acl:
+        pytest.skip("CLICKPULSE_REDIS_ACL=0: the stack's default user is on")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(stack_settings.redis_url).ping()
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    users = {line.split()[1]: line.split() for line in admin.execute_command("ACL", "LIST")}
+    assert "off" in users["default"] and "on" in users[Role.ADMIN.username]
+    assert set(users) == {"default", *(role.username for role in Role)}
+
+    status = subprocess.run(
+        [sys.executable, "-m", "clickpulse.cli", "stack", "status"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+        check=False,
+    )
+    port = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs["port"]
+    logins = [ln.strip() for ln in status.stdout.splitlines() if ln.strip().startswith("REDISCLI_AUTH=")]
+    (line,) = [ln for ln in logins if f" -p {port} " in ln]  # the cluster stack's line may follow
+    assert admin.connection_pool.connection_kwargs["password"] not in status.stdout
+    whoami = subprocess.run(
+        ["bash", "-c", f"{line} ACL WHOAMI"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert whoami.stdout.strip() == Role.ADMIN.username, whoami.stdout + whoami.stderr

@@ -8,7 +8,6 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from clickpulse.stack import launcher
 from streaming.redis_conn import Family, RedisRouter, RedisUnavailableError, connect
 
 
@@ -42,8 +41,8 @@ def test_router_reuses_one_client_per_url(redis_url: str) -> None:
 
 
 @pytest.mark.cluster
-def test_cluster_node_gives_a_cluster_client() -> None:
-    client = connect(launcher.CLUSTER_REDIS_URL)
+def test_cluster_node_gives_a_cluster_client(cluster_redis_url: str) -> None:
+    client = connect(cluster_redis_url)
     assert isinstance(client, RedisCluster)
     assert len(client.get_primaries()) == 3
     client.close()

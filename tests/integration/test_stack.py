@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, Producer
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher
 from clickpulse.stack.processes import load_managed
+from streaming.redis_roles import Role, role_url
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,10 @@ def test_up_down_up_is_idempotent_and_fast(isolated: Settings) -> None:
         assert time.monotonic() - began < 10, "a second up with everything running should only check"
         assert [s.version for s in again] == [s.version for s in first]
 
-        client = redis.Redis.from_url(isolated.redis_url)
+        if isolated.redis_acl:  # the default: the stack's Redis refuses the default user
+            with pytest.raises(redis.AuthenticationError):
+                redis.Redis.from_url(isolated.redis_url).ping()
+        client = redis.Redis.from_url(role_url(isolated, Role.ADMIN))
         client.set("durable-key", "kept")
         stopped = launcher.down(isolated)
         assert {"kafka-1", "redis"} <= set(stopped)

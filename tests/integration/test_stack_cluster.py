@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 from confluent_kafka import Producer
 from redis.cluster import RedisCluster
 
@@ -22,8 +23,9 @@ def cluster(settings: Settings) -> Settings:
     return settings
 
 
-def test_cluster_key_lands_on_owning_node(cluster: Settings) -> None:
-    client = RedisCluster.from_url(launcher.CLUSTER_REDIS_URL)
+def test_cluster_key_lands_on_owning_node(cluster: Settings, cluster_redis_url: str) -> None:
+    client = RedisCluster.from_url(cluster_redis_url)
+    login = redis.Redis.from_url(cluster_redis_url).connection_pool.connection_kwargs
     keys = [f"test:{{video:{i}}}:clicks" for i in range(30)]
     for key in keys:
         client.set(key, key)
@@ -31,9 +33,12 @@ def test_cluster_key_lands_on_owning_node(cluster: Settings) -> None:
     for key in keys:
         slot = client.keyslot(key)
         owner = next(node for (lo, hi), node in slots.items() if lo <= slot <= hi)
-        import redis
-
-        direct = redis.Redis(host=owner["primary"][0], port=owner["primary"][1])
+        direct = redis.Redis(
+            host=owner["primary"][0],
+            port=owner["primary"][1],
+            username=login.get("username"),
+            password=login.get("password"),
+        )
         assert direct.get(key) == key.encode()
     nodes_with_keys = {
         next(n["primary"] for (lo, hi), n in slots.items() if lo <= client.keyslot(k) <= hi) for k in keys

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from clickpulse.settings import Settings
-from clickpulse.stack.redis_acl import OPEN_ACL, ensure_secrets, render_acl
+from clickpulse.stack.redis_acl import OPEN_ACL, ensure_secrets, manual_login, render_acl
 from streaming.acl_rules import role_rules
 from streaming.keyspace import Keyspace, key_families
 from streaming.redis_conn import Family, RedisRouter
@@ -21,6 +21,7 @@ from streaming.redis_roles import (
     redact_url,
     role_credentials,
     role_url,
+    settings_as,
     with_credentials,
 )
 
@@ -29,12 +30,60 @@ def acl_settings(tmp_path: Path, **extra: object) -> Settings:
     return Settings(CLICKPULSE_DATA_DIR=tmp_path, CLICKPULSE_REDIS_ACL=True, **extra)
 
 
+def test_acl_mode_is_the_default_and_0_opts_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLICKPULSE_REDIS_ACL", raising=False)
+    assert Settings(CLICKPULSE_DATA_DIR=tmp_path).redis_acl
+    monkeypatch.setenv("CLICKPULSE_REDIS_ACL", "0")
+    assert not Settings(CLICKPULSE_DATA_DIR=tmp_path).redis_acl
+
+
 def test_acl_mode_off_changes_no_url(tmp_path: Path) -> None:
-    settings = Settings(CLICKPULSE_DATA_DIR=tmp_path)
+    settings = Settings(CLICKPULSE_DATA_DIR=tmp_path, CLICKPULSE_REDIS_ACL=False)
     assert role_credentials(settings, Role.CONSUMER) is None
     assert role_url(settings, Role.API) == settings.redis_url
+    assert settings_as(settings, Role.ADMIN) == settings
     assert render_acl(settings, None) == OPEN_ACL
+    assert manual_login(settings, settings.redis_url) is None
     assert not (tmp_path / "redis").exists()
+
+
+def test_settings_as_a_role_log_every_url_in_and_keep_given_credentials(tmp_path: Path) -> None:
+    settings = acl_settings(
+        tmp_path,
+        REDIS_URL="redis://127.0.0.1:6391/0",
+        CLICKPULSE_REDIS_URL_RECS="redis://recs-host:6380/2",
+        CLICKPULSE_REDIS_URL_LIVE="redis://me:mine@live-host:6381/0",
+    )
+    with pytest.raises(RedisAclError, match="clickpulse stack up"):
+        settings_as(settings, Role.ADMIN)
+    admin = ensure_secrets(settings)[Role.ADMIN]
+    logged_in = settings_as(settings, Role.ADMIN)
+    for url in (logged_in.redis_url, logged_in.redis_url_recs):
+        kwargs = redis.Redis.from_url(str(url)).connection_pool.connection_kwargs
+        assert (kwargs["username"], kwargs["password"]) == ("clickpulse-admin", admin)
+    assert logged_in.redis_url_live == "redis://me:mine@live-host:6381/0"
+    assert logged_in.redis_url_windows is None
+    assert logged_in.redis_url.endswith("@127.0.0.1:6391/0")
+    assert logged_in.redis_url_recs is not None and logged_in.redis_url_recs.endswith("@recs-host:6380/2")
+    # URLs that carry credentials need no password from the environment or the secrets file.
+    elsewhere = logged_in.model_copy(update={"data_dir": tmp_path / "empty"})
+    assert role_url(elsewhere, Role.API) == logged_in.redis_url
+    assert settings_as(elsewhere, Role.CONSUMER) == elsewhere
+
+
+def test_manual_login_line_reads_the_password_and_never_prints_it(tmp_path: Path) -> None:
+    settings = acl_settings(tmp_path, REDIS_URL="redis://127.0.0.1:6391/3")
+    admin = ensure_secrets(settings)[Role.ADMIN]
+    line = manual_login(settings, settings.redis_url)
+    assert line is not None and admin not in line
+    assert line.endswith("redis-cli -h 127.0.0.1 -p 6391 -n 3 --user clickpulse-admin")
+    assert str(tmp_path / "redis" / "acl-secrets.json") in line
+    cluster = manual_login(settings, "redis://127.0.0.1:17001/0", cluster=True)
+    assert cluster is not None and cluster.endswith("-p 17001 -c --user clickpulse-admin")
+    from_env = acl_settings(tmp_path, CLICKPULSE_REDIS_PASSWORD_ADMIN="secret-admin")
+    env_line = manual_login(from_env, from_env.redis_url)
+    assert env_line is not None and env_line.startswith('REDISCLI_AUTH="$CLICKPULSE_REDIS_PASSWORD_ADMIN"')
+    assert "secret-admin" not in env_line
 
 
 def test_secrets_are_generated_once_private_and_env_wins(tmp_path: Path) -> None:
@@ -75,7 +124,7 @@ def test_rendered_acl_file_holds_hashes_and_escaped_patterns(tmp_path: Path) -> 
     passwords = ensure_secrets(settings)
     text = render_acl(settings, passwords)
     lines = text.splitlines()
-    assert lines[0] == "user default off resetpass resetkeys resetchannels -@all"
+    assert lines[0] == "user default off resetpass ~* &* +@all"  # off, no password: nobody logs in
     assert [line.split()[1] for line in lines[1:]] == [role.username for role in Role]
     assert not any(p in text for p in passwords.values())
     rules = role_rules(Keyspace(prefix="t*1", channel_prefix="n?"))
