@@ -115,7 +115,9 @@ def _cluster_id(data_dir: Path, name: str) -> str:
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cid = "-"
+    while cid.startswith("-"):  # as Kafka's own Uuid.randomUuid: an id starting with "-" reads as an option
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     path.write_text(cid)
     return cid
 
@@ -217,7 +219,7 @@ def _format_storage(
     meta = Path(_log_dir_of(conf)) / "meta.properties"
     if meta.exists():
         return
-    args = ["format", "-t", cluster_id, "-c", str(conf)]
+    args = ["format", f"--cluster-id={cluster_id}", "-c", str(conf)]
     if standalone:
         args.append("--standalone")
     for user, password in scram_users.items():

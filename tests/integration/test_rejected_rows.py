@@ -30,7 +30,7 @@ import pytest
 
 from assets.kafka_export.expectations import EVENT_TIME_BOUNDS
 from assets.partitions import partition_key
-from clickpulse.settings import get_settings
+from clickpulse.settings import Settings
 from orchestration.history import materialize_history
 from streaming.consumer.app import RealtimeConsumer
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
@@ -99,8 +99,9 @@ def stamp_ms(moment: datetime) -> int:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, redis_url: str) -> Iterator[Run]:
-    settings = get_settings()
+def run(
+    tmp_path_factory: pytest.TempPathFactory, settings: Settings, kafka_bootstrap: str, redis_url: str
+) -> Iterator[Run]:
     assert (settings.allowed_lateness_minutes, settings.allowed_early_minutes) == (60, 5)
     assert settings.export_max_rejected_share == 0.05
     start, end = backfill_window(HOURS, now=datetime.now(UTC) - timedelta(hours=1))
