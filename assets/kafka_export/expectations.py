@@ -235,7 +235,7 @@ class HourValidation:
 def validate_hour(
     rows: pa.Table, bounds: TimeBounds, rejected_at: datetime, evaluate: Evaluator
 ) -> HourValidation:
-    """Run the suite on the hour's rows with ``evaluate`` (``arrow_suite.evaluate_suite`` or ``run_suite``)."""
+    """Run the suite on the hour's rows with ``evaluate``: ``arrow_suite.evaluate_suite`` or ``run_suite``."""
     if rows.num_rows == 0:
         return HourValidation(REJECTED_ROWS.arrow_schema.empty_table(), {})
     outcomes = evaluate(rows, suite_specs(bounds))

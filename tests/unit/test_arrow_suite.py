@@ -46,14 +46,20 @@ GOOD: dict[str, Any] = {
 CRAFTED: list[tuple[dict[str, Any], list[str]]] = [
     ({}, []),
     ({"user_id": None}, ["expect_column_values_to_not_be_null(user_id)"]),
-    ({"session_id": None, "video_id": None}, [
-        "expect_column_values_to_not_be_null(session_id)",
-        "expect_column_values_to_not_be_null(video_id)",
-    ]),
+    (
+        {"session_id": None, "video_id": None},
+        [
+            "expect_column_values_to_not_be_null(session_id)",
+            "expect_column_values_to_not_be_null(video_id)",
+        ],
+    ),
     ({"event_type": "bogus", "button_id": None}, ["expect_column_values_to_be_in_set(event_type)"]),
-    ({"event_type": None, "button_id": None, "playback_position_s": None}, [
-        "expect_column_values_to_not_be_null(event_type)",
-    ]),
+    (
+        {"event_type": None, "button_id": None, "playback_position_s": None},
+        [
+            "expect_column_values_to_not_be_null(event_type)",
+        ],
+    ),
     ({"event_type": "impression", "button_id": None, "playback_position_s": None}, []),
     ({"event_type": "CLICK", "button_id": None}, ["expect_column_values_to_be_in_set(event_type)"]),
     ({"button_id": "Play"}, ["expect_column_values_to_match_regex(button_id)"]),
@@ -64,18 +70,21 @@ CRAFTED: list[tuple[dict[str, Any], list[str]]] = [
     ({"button_id": "play\n\n"}, ["expect_column_values_to_match_regex(button_id)"]),
     ({"button_id": "x play"}, ["expect_column_values_to_match_regex(button_id)"]),
     ({"button_id": None}, ['expect_column_values_to_not_be_null(button_id) where event_type=="click"']),
-    ({"playback_position_s": None}, [
-        'expect_column_values_to_not_be_null(playback_position_s) where event_type=="click"'
-    ]),
-    ({"playback_position_s": float("nan")}, [
-        'expect_column_values_to_not_be_null(playback_position_s) where event_type=="click"'
-    ]),
+    (
+        {"playback_position_s": None},
+        ['expect_column_values_to_not_be_null(playback_position_s) where event_type=="click"'],
+    ),
+    (
+        {"playback_position_s": float("nan")},
+        ['expect_column_values_to_not_be_null(playback_position_s) where event_type=="click"'],
+    ),
     ({"playback_position_s": -0.5}, ["expect_column_values_to_be_between(playback_position_s)"]),
     ({"playback_position_s": 0.0}, []),
     ({"playback_position_s": -0.0}, []),
-    ({"event_type": "impression", "button_id": None, "playback_position_s": -3.0}, [
-        "expect_column_values_to_be_between(playback_position_s)"
-    ]),
+    (
+        {"event_type": "impression", "button_id": None, "playback_position_s": -3.0},
+        ["expect_column_values_to_be_between(playback_position_s)"],
+    ),
     ({"event_time": BOUNDS.earliest - US}, ["expect_column_values_to_be_between(event_time)"]),
     ({"event_time": BOUNDS.earliest}, []),
     ({"event_time": BOUNDS.latest - US}, []),
@@ -83,10 +92,13 @@ CRAFTED: list[tuple[dict[str, Any], list[str]]] = [
     ({"event_time": None}, ["expect_column_values_to_not_be_null(event_time)"]),
     ({"event_id": "dup-a"}, []),  # the earliest copy of dup-a (Kafka timestamp)
     ({"event_id": "dup-a"}, ["expect_column_values_to_be_unique(event_id)"]),
-    ({"event_id": "dup-a", "button_id": "BAD"}, [
-        "expect_column_values_to_match_regex(button_id)",
-        "expect_column_values_to_be_unique(event_id)",
-    ]),
+    (
+        {"event_id": "dup-a", "button_id": "BAD"},
+        [
+            "expect_column_values_to_match_regex(button_id)",
+            "expect_column_values_to_be_unique(event_id)",
+        ],
+    ),
     ({"event_id": None}, ["expect_column_values_to_not_be_null(event_id)"]),  # nulls are not duplicates
     ({"event_id": None}, ["expect_column_values_to_not_be_null(event_id)"]),
 ]
@@ -140,10 +152,7 @@ def test_the_crafted_rows_fail_what_they_were_made_to_fail(
     assert fast.rejected == formal.rejected
     assert fast.by_expectation == formal.by_expectation
     want = {position: names for position, (_, names) in enumerate(CRAFTED) if names}
-    got = {
-        row["kafka_offset"]: orjson.loads(row["failed_expectations"])
-        for row in fast.rejected.to_pylist()
-    }
+    got = {row["kafka_offset"]: orjson.loads(row["failed_expectations"]) for row in fast.rejected.to_pylist()}
     assert got == want
 
 
