@@ -1,34 +1,36 @@
-"""The Great Expectations suite for one exported hour, and the rejected rows it produces.
+"""The expectation suite for one exported hour (one definition), and the rejected rows it produces.
 
-``validate_hour`` runs the suite on the hour's rows (as the export wrote them to the lake) and returns
-one rejected row per record that failed at least one expectation, with every expectation it failed.
-The export loads the other records into raw.click_events and these into raw.rejected_rows.
+``suite_specs`` declares the suite as ``ExpectationSpec``s. Two evaluators run it with the same
+semantics: ``arrow_suite.evaluate_suite`` (pyarrow.compute, the export's hot path) and ``run_suite``
+(Great Expectations on a pandas frame: the formal suite, run by the ``great_expectations_suite`` asset
+check on every exported hour to confirm the export's routing). ``validate_hour`` runs either on the
+hour's rows (as the export wrote them to the lake) and returns one rejected row per record that failed
+at least one expectation, with every expectation it failed. The export loads the other records into
+raw.click_events and these into raw.rejected_rows.
 
 A duplicated event_id fails the uniqueness expectation on every copy; the earliest copy (by Kafka
 timestamp, partition, offset: the record dbt staging keeps) is not rejected for it, only the later
 copies are, so an event delivered twice is loaded once rather than not at all.
 
 Great Expectations takes seconds to import, so nothing here imports it at module level: ``run_suite``
-loads it when first called. ``rejected_rows`` and ``keep_earliest_copies`` are plain Arrow, so the
-mapping from failures to the rejected-rows table is tested without it.
+loads it when first called, and the export never calls it. ``rejected_rows`` and
+``keep_earliest_copies`` are plain Arrow, so the mapping from failures to the rejected-rows table is
+tested without it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 import pyarrow as pa
 
 from assets.warehouse.tables import RECORD_KEY, REJECTED_ROWS
 from streaming.contract import EVENT_TYPES
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +114,12 @@ def _class_name(kind: str) -> str:
     return "".join(part.capitalize() for part in kind.split("_"))
 
 
-def run_suite(frame: pd.DataFrame, specs: Sequence[ExpectationSpec]) -> list[ExpectationOutcome]:
-    """Validate ``frame`` (a RangeIndex) with Great Expectations; one outcome per spec."""
+# rows and the specs -> one outcome per spec, failing rows as positions in rows
+Evaluator = Callable[[pa.Table, Sequence[ExpectationSpec]], list[ExpectationOutcome]]
+
+
+def run_suite(rows: pa.Table, specs: Sequence[ExpectationSpec]) -> list[ExpectationOutcome]:
+    """Validate ``rows`` with Great Expectations (pandas engine); one outcome per spec."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.row_conditions import Column
@@ -124,7 +130,7 @@ def run_suite(frame: pd.DataFrame, specs: Sequence[ExpectationSpec]) -> list[Exp
     batch = (
         source.add_dataframe_asset(SUITE_NAME)
         .add_batch_definition_whole_dataframe("hour")
-        .get_batch(batch_parameters={"dataframe": frame})
+        .get_batch(batch_parameters={"dataframe": rows.to_pandas()})  # a RangeIndex: positions
     )
     suite = gx.ExpectationSuite(name=SUITE_NAME)
     for position, spec in enumerate(specs):
@@ -211,7 +217,7 @@ def failing_row_count(outcomes: Sequence[ExpectationOutcome]) -> int:
 
 
 class SuiteError(RuntimeError):
-    """Great Expectations could not evaluate an expectation: the hour is not loaded."""
+    """The evaluator could not evaluate an expectation: the hour is not loaded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +232,13 @@ class HourValidation:
         return self.rejected.num_rows
 
 
-def validate_hour(rows: pa.Table, bounds: TimeBounds, rejected_at: datetime) -> HourValidation:
-    """Run the suite on the hour's rows (a RangeIndex frame, so positions are row numbers)."""
+def validate_hour(
+    rows: pa.Table, bounds: TimeBounds, rejected_at: datetime, evaluate: Evaluator
+) -> HourValidation:
+    """Run the suite on the hour's rows with ``evaluate``: ``arrow_suite.evaluate_suite`` or ``run_suite``."""
     if rows.num_rows == 0:
         return HourValidation(REJECTED_ROWS.arrow_schema.empty_table(), {})
-    outcomes = run_suite(rows.to_pandas(), suite_specs(bounds))
+    outcomes = evaluate(rows, suite_specs(bounds))
     errors = [f"{o.spec.name}: {o.error}" for o in outcomes if o.error]
     if errors:
         raise SuiteError(f"{bounds.hour:%Y-%m-%dT%H}: the suite could not run {errors}")

@@ -2,7 +2,8 @@
 
 The steps are the pure pieces of this package wired to the resources: plan the offset range, read it
 in batches, convert, stream into the hour's Parquet file, publish the folder (every exported record),
-run the expectation suite on it, and replace the hour in the warehouse: the records that passed into
+run the expectation suite on it (evaluated with pyarrow.compute; the ``great_expectations_suite`` check
+reruns it with Great Expectations), and replace the hour in the warehouse: the records that passed into
 raw.click_events, the others into raw.rejected_rows. Every step replaces rather than appends, so
 running an hour twice, or hours in any order, leaves the same lake and warehouse.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from assets.kafka_export.arrow_suite import evaluate_suite
 from assets.kafka_export.expectations import TimeBounds, validate_hour
 from assets.kafka_export.offsets import OffsetRange, ranges_metadata, total_records
 from assets.kafka_export.reader import lookup_ranges, read_ranges
@@ -108,6 +110,7 @@ def export_hour(
         lake.read_hour(CLICK_EVENTS, hour),
         TimeBounds(hour, lateness_minutes, early_minutes),
         datetime.now(UTC),
+        evaluate_suite,
     )
     load = warehouse.replace_export_hour(hour, [lake.uri(f) for f in written.files], validation.rejected)
     result.rows, result.rejected_rows = load.loaded, load.rejected

@@ -472,6 +472,7 @@ def test_bad_rows_are_rejected_with_their_expectation(
     # 7 of 18 records rejected: over the 5% default, so an error rather than a warning
     assert suite.severity == dg.AssetCheckSeverity.ERROR
     assert suite.metadata["hours_over_max_share"].value == [f"{hour:%Y-%m-%dT%H}"]
+    assert suite.metadata["great_expectations_agrees"].value is True  # the error is the share, not GE
     # 5 bad rows, the later copy of the duplicate, and the record that is not JSON (null ids)
     assert suite.metadata["rejected_rows"].value == len(rejected) == len(bad) + 1 + 1
     assert suite.metadata["rows_validated"].value == len(payloads)

@@ -225,6 +225,11 @@ def test_the_export_and_its_checks_report_the_rejects_as_a_warning(run: Run) -> 
     assert suite.metadata["rows_validated"].value == total
     assert suite.metadata["failures_by_expectation"].value == {EVENT_TIME_BOUNDS: dropped}
     assert suite.metadata["hours_over_max_share"].value == []
+    # Great Expectations, rerun by the check on the lake, rejects exactly what the export routed
+    assert suite.metadata["great_expectations_agrees"].value is True
+    assert {h: m["ge_rejected"] for h, m in value(suite, "per_hour").items()} == {
+        f"{h:%Y-%m-%dT%H}": rejected.get(h, 0) for h in run.hours
+    }
     first = value(suite, "per_hour")[f"{run.hours[0]:%Y-%m-%dT%H}"]
     assert first["rejected_rows"] == len(run.sent.early) and first["records"] == records[run.hours[0]]
     counted = checks["raw_click_events:row_count_matches_kafka"]
