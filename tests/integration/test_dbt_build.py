@@ -462,8 +462,16 @@ def assert_marts(wh: Warehouse, table_events: list[Record], hourly: dict[str, di
 
 
 def snapshot(wh: Warehouse) -> dict[str, list[Row]]:
+    """Every mart's rows; floats to 9 significant digits, since DuckDB sums doubles in parallel and the
+    order (so the last bit of e.g. trending_score) can differ between two builds of the same data."""
     marts = {**TABLE_MARTS, **INCREMENTAL_MARTS}
-    return {table: wh.query(f"select * from main.{table} order by all") for table in marts}
+    return {
+        table: [
+            {c: float(f"{v:.9g}") if isinstance(v, float) else v for c, v in row.items()}
+            for row in wh.query(f"select * from main.{table} order by all")
+        ]
+        for table in marts
+    }
 
 
 # ---------------------------------------------------------------- tests
