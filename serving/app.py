@@ -15,7 +15,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Request, Response
-from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import RedisError
 from starlette.responses import JSONResponse
 
@@ -28,9 +27,10 @@ from serving.metrics import ApiMetrics, MetricsMiddleware
 from serving.pages import config_router, page_router, static_files
 from serving.routes import build_router, enrich_snapshot, model_response
 from serving.state import ApiState, blocking
-from serving.stats_reader import AsyncClient, AsyncStatsReader, StatsCache
+from serving.stats_reader import AsyncStatsReader, StatsCache
 from serving.user_ids import UserIdMapper
 from streaming.keyspace import Keyspace
+from streaming.multiplexed_redis import AsyncReads, async_reads
 from streaming.redis_conn import Family, RedisRouter, is_cluster_client
 from streaming.redis_roles import Role, redact_url, role_url
 
@@ -170,20 +170,18 @@ def create_app(
     return app
 
 
-def _async_clients(router: RedisRouter, settings: Settings) -> dict[Family, AsyncClient]:
+def _async_clients(router: RedisRouter, settings: Settings) -> dict[Family, AsyncReads]:
     """One asyncio client per distinct URL of the families the hot paths read (stats: live and windows;
-    recommendations: recs, profiles and live), of the same kind (standalone or Cluster) as the sync
-    client the router built for that URL."""
-    by_url: dict[str, AsyncClient] = {}
-    out: dict[Family, AsyncClient] = {}
+    recommendations: recs, profiles and live): ``streaming.multiplexed_redis`` for a standalone Redis,
+    redis-py's for a Cluster (of the same kind as the sync client the router built for that URL)."""
+    by_url: dict[str, AsyncReads] = {}
+    out: dict[Family, AsyncReads] = {}
     for family in (Family.LIVE, Family.WINDOWS, Family.PROFILES, Family.RECS):
         url = router.urls[family]
         if url == "client":  # a router around one existing client (tests)
             url = role_url(settings, Role.API)
         if url not in by_url:
-            cluster = is_cluster_client(router.client(family))
-            kind = AsyncRedisCluster if cluster else aioredis.Redis
-            by_url[url] = kind.from_url(url, decode_responses=True, socket_connect_timeout=2.0)
+            by_url[url] = async_reads(url, is_cluster_client(router.client(family)))
         out[family] = by_url[url]
     return out
 

@@ -16,9 +16,10 @@ from clickpulse.settings import Settings
 from serving.catalog import TitleCache
 from serving.live import LiveHub
 from serving.metrics import ApiMetrics
-from serving.stats_reader import AsyncClient, StatsCache
+from serving.stats_reader import StatsCache
 from serving.user_ids import UserIdMapper
 from streaming.keyspace import Keyspace
+from streaming.multiplexed_redis import AsyncReads
 from streaming.redis_conn import Family, RedisRouter
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ class ApiState:
     pubsub_client: aioredis.Redis | None = None
     hub: LiveHub | None = None
     titles: TitleCache | None = None
-    async_clients: dict[Family, AsyncClient] = field(default_factory=dict)
+    async_clients: dict[Family, AsyncReads] = field(default_factory=dict)
     stats_reader: StatsCache | None = None
     user_ids: UserIdMapper = field(default_factory=UserIdMapper)
     clock: Callable[[], float] = field(default=time.time)

@@ -27,11 +27,11 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
 
 from streaming.keyspace import SUFFIXES, Keyspace, window_buckets
+from streaming.multiplexed_redis import AsyncReads, ReadScript, as_async_reads, flat_pairs
 
-AsyncClient = Redis | RedisCluster
+AsyncClient = AsyncReads | Redis | RedisCluster
 
 # KEYS: the video's tagged base key.
 # ARGV: has_live (0/1); the suffixes of totals, uniques, minute, hour and hour-uniques keys; the bucket
@@ -92,10 +92,6 @@ return {
 _SUFFIX_ARGS: Final = tuple(SUFFIXES[name] for name in ("totals", "uniq", "minute", "hour", "uniq_hour"))
 
 
-def _pairs(flat: list[Any]) -> dict[str, str]:
-    return {str(flat[j]): str(flat[j + 1]) for j in range(0, len(flat), 2)}
-
-
 def _int(value: Any) -> int:
     return int(value) if value not in (None, "", b"") else 0
 
@@ -124,11 +120,11 @@ class AsyncStatsReader:
     """Holds the registered script per client; ``read(video_id, now)`` returns the stats dictionary."""
 
     def __init__(self, live: AsyncClient, windows: AsyncClient, keyspace: Keyspace) -> None:
-        self.live = live
-        self.windows = windows
-        self.keyspace = keyspace
         self.shared = live is windows
-        self._script: AsyncScript = windows.register_script(STATS_LUA)
+        self.live = as_async_reads(live)
+        self.windows = self.live if self.shared else as_async_reads(windows)
+        self.keyspace = keyspace
+        self._script = ReadScript(STATS_LUA)
         self._buckets: tuple[int, list[str]] = (-1, [])
 
     def _bucket_args(self, now: float) -> list[str]:
@@ -145,19 +141,17 @@ class AsyncStatsReader:
         bucket_args = self._bucket_args(now)
         keys = [ks.video(video_id)]
         if self.shared:
-            reply = await self._script(keys=keys, args=[1, *_SUFFIX_ARGS, *bucket_args])
-            totals, uniques = _pairs(reply[0]), int(reply[1])
+            reply = await self._script(self.windows, keys, [1, *_SUFFIX_ARGS, *bucket_args])
+            totals, uniques = flat_pairs(reply[0]), int(reply[1])
         else:
-            pipe = self.live.pipeline(transaction=False)
-            pipe.hgetall(ks.video_totals(video_id))
-            pipe.execute_command("PFCOUNT", ks.video_uniques(video_id))
-            live_reply = await pipe.execute()
-            totals = {str(k): str(v) for k, v in (live_reply[0] or {}).items()}
-            uniques = int(live_reply[1])
-            reply = await self._script(keys=keys, args=[0, *_SUFFIX_ARGS, *bucket_args])
-        last_hour = summarise(_pairs(reply[2]))
+            live_reply = await self.live.execute(
+                [("HGETALL", ks.video_totals(video_id)), ("PFCOUNT", ks.video_uniques(video_id))]
+            )
+            totals, uniques = flat_pairs(live_reply[0]), int(live_reply[1])
+            reply = await self._script(self.windows, keys, [0, *_SUFFIX_ARGS, *bucket_args])
+        last_hour = summarise(flat_pairs(reply[2]))
         last_hour["unique_users"] = int(reply[4])
-        last_24h = summarise(_pairs(reply[3]))
+        last_24h = summarise(flat_pairs(reply[3]))
         last_24h["unique_users"] = int(reply[5])
         return {
             "video_id": video_id,

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from clickpulse.settings import Settings
 from streaming.keyspace import Keyspace, trending_scale
+from streaming.multiplexed_redis import AsyncReads, flat_pairs
 from streaming.recommendations.blend import BlendWeights, ScoredItem, blend
 from streaming.recommendations.keys import recs_previous, video_similar
 from streaming.recommendations.store import Pointer, as_text, decode_list
@@ -69,42 +70,53 @@ class Recommendations:
 
 
 class _Round:
-    """Commands for several families, sent as one pipeline per client, replies in the order added."""
+    """Raw commands for several families, sent as one pipeline per client, replies in the order added."""
 
     def __init__(self) -> None:
-        self._commands: list[tuple[Family, str, tuple[Any, ...], dict[str, Any]]] = []
+        self._commands: list[tuple[Family, tuple[Any, ...]]] = []
 
-    def add(self, family: Family, method: str, *args: Any, **kwargs: Any) -> int:
-        """Queue ``pipeline.<method>(*args, **kwargs)`` on the family's client; returns the reply index."""
-        self._commands.append((family, method, args, kwargs))
+    def add(self, family: Family, *command: Any) -> int:
+        """Queue ``command`` (name and arguments) on the family's client; returns the reply index."""
+        self._commands.append((family, command))
         return len(self._commands) - 1
 
-    def _pipelines(self, client_of: Callable[[Family], Any]) -> list[tuple[Any, list[int]]]:
-        pipes: dict[int, tuple[Any, list[int]]] = {}
-        for index, (family, method, args, kwargs) in enumerate(self._commands):
+    def _by_client(self, client_of: Callable[[Family], Any]) -> list[tuple[Any, list[int]]]:
+        groups: dict[int, tuple[Any, list[int]]] = {}
+        for index, (family, _command) in enumerate(self._commands):
             client = client_of(family)
-            entry = pipes.get(id(client))
+            entry = groups.get(id(client))
             if entry is None:
-                entry = pipes[id(client)] = (client.pipeline(transaction=False), [])
-            getattr(entry[0], method)(*args, **kwargs)
+                entry = groups[id(client)] = (client, [])
             entry[1].append(index)
-        return list(pipes.values())
+        return list(groups.values())
 
-    def _ordered(self, pipes: list[tuple[Any, list[int]]], results: list[list[Any]]) -> list[Any]:
+    def _ordered(self, groups: list[tuple[Any, list[int]]], results: list[list[Any]]) -> list[Any]:
+        if len(groups) == 1:
+            return results[0]
         replies: list[Any] = [None] * len(self._commands)
-        for (_pipe, slots), result in zip(pipes, results, strict=True):
+        for (_client, slots), result in zip(groups, results, strict=True):
             for slot, reply in zip(slots, result, strict=True):
                 replies[slot] = reply
         return replies
 
     def execute(self, router: RedisRouter) -> list[Any]:
-        pipes = self._pipelines(router.client)
-        return self._ordered(pipes, [pipe.execute() for pipe, _ in pipes])
+        groups = self._by_client(router.client)
+        results = []
+        for client, slots in groups:
+            pipe = client.pipeline(transaction=False)
+            for slot in slots:
+                pipe.execute_command(*self._commands[slot][1])
+            results.append(pipe.execute())
+        return self._ordered(groups, results)
 
-    async def execute_async(self, clients: Mapping[Family, Any]) -> list[Any]:
-        """The same on asyncio clients (``redis.asyncio``), one per family; the pipelines run concurrently."""
-        pipes = self._pipelines(clients.__getitem__)
-        return self._ordered(pipes, list(await asyncio.gather(*(pipe.execute() for pipe, _ in pipes))))
+    async def execute_async(self, clients: Mapping[Family, AsyncReads]) -> list[Any]:
+        """The same on the API's asyncio clients (``streaming.multiplexed_redis``), one per family; the
+        rounds of several clients run concurrently."""
+        groups = self._by_client(clients.__getitem__)
+        rounds = [client.execute([self._commands[i][1] for i in slots]) for client, slots in groups]
+        if len(rounds) == 1:
+            return self._ordered(groups, [await rounds[0]])
+        return self._ordered(groups, list(await asyncio.gather(*rounds)))
 
 
 Plan = Generator[_Round, list[Any], list["Recommendations"]]
@@ -159,8 +171,11 @@ class RecommendationReader:
             except StopIteration as done:
                 return done.value
 
-    async def recommend_async(self, user_id: str, k: int, clients: Mapping[Family, Any]) -> Recommendations:
-        """``recommend`` on asyncio clients, one per family (the API's event loop: no thread-pool hop)."""
+    async def recommend_async(
+        self, user_id: str, k: int, clients: Mapping[Family, AsyncReads]
+    ) -> Recommendations:
+        """``recommend`` on asyncio clients (``streaming.multiplexed_redis``), one per family: the API's event
+        loop, no thread-pool hop."""
         plan = self._plan([user_id], k, {})
         step = next(plan)
         while True:
@@ -174,15 +189,16 @@ class RecommendationReader:
         ks = self.keyspace
         first = _Round()
         # MGET through execute_command: a ClusterPipeline refuses mget(), and both keys share {recs}.
-        pointer_at = first.add(Family.RECS, "execute_command", "MGET", ks.recs_current(), recs_previous(ks))
-        recent_at = [first.add(Family.PROFILES, "lrange", ks.user_recent(u), 0, -1) for u in user_ids]
-        meta_at = first.add(Family.LIVE, "hgetall", ks.trending_meta())
-        top_at = first.add(Family.LIVE, "zrevrange", ks.trending(), 0, self.trending_n - 1, withscores=True)
+        # Both pointer keys share the {recs} slot: one MGET works on a Cluster too.
+        pointer_at = first.add(Family.RECS, "MGET", ks.recs_current(), recs_previous(ks))
+        recent_at = [first.add(Family.PROFILES, "LRANGE", ks.user_recent(u), 0, -1) for u in user_ids]
+        meta_at = first.add(Family.LIVE, "HGETALL", ks.trending_meta())
+        top_at = first.add(Family.LIVE, "ZREVRANGE", ks.trending(), 0, self.trending_n - 1, "WITHSCORES")
         replies = yield first
         current, previous = (as_text(v) for v in replies[pointer_at])
         pointer = Pointer(current, previous)
-        scale = trending_scale(replies[meta_at] or {}, time.time())
-        trending = [(str(as_text(m)), float(s) * scale) for m, s in replies[top_at] or []]
+        scale = trending_scale(flat_pairs(replies[meta_at]), time.time())
+        trending = [(member, score * scale) for member, score in _scored(replies[top_at])]
 
         plans = []
         for user_id, at in zip(user_ids, recent_at, strict=True):
@@ -199,14 +215,14 @@ class RecommendationReader:
             if version is None:
                 lists_at.append(None)
                 continue
-            lists_at.append(second.add(Family.RECS, "get", ks.user_recommendations(user_id, version)))
+            lists_at.append(second.add(Family.RECS, "GET", ks.user_recommendations(user_id, version)))
             for anchor in recent[: self.weights.anchors]:
                 if (anchor, version) not in similar_at:
                     similar_at[(anchor, version)] = second.add(
-                        Family.RECS, "get", video_similar(ks, anchor, version)
+                        Family.RECS, "GET", video_similar(ks, anchor, version)
                     )
             if version not in popular_at:
-                popular_at[version] = second.add(Family.RECS, "get", ks.recs_popular(version))
+                popular_at[version] = second.add(Family.RECS, "GET", ks.recs_popular(version))
         data = yield second
 
         out = []
@@ -236,6 +252,15 @@ class RecommendationReader:
             }
             out.append(Recommendations(user_id, version, items, arm, sources))
         return out
+
+
+def _scored(reply: Any) -> list[tuple[str, float]]:
+    """A ``WITHSCORES`` reply as (member, score): flat ``[member, score, ...]`` or already paired."""
+    if not reply:
+        return []
+    if isinstance(reply[0], (list, tuple)):
+        return [(str(as_text(m)), float(s)) for m, s in reply]
+    return [(str(as_text(reply[i])), float(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
 def _items(raw: Any, version: str | None) -> list[tuple[str, float]]:

@@ -127,13 +127,15 @@ def test_stats_all_time_match_the_truth(filled: Filled, api: TestClient) -> None
 
 
 def test_the_api_stats_reader_agrees_with_the_keyspace_reader(filled: Filled) -> None:
-    """serving.stats_reader (one Lua call, asyncio) returns what keyspace.read_video_stats returns."""
+    """serving.stats_reader (one Lua call, asyncio) returns what keyspace.read_video_stats returns, on
+    redis-py's asyncio client and on the multiplexed one, with the windows on the same client or another."""
     import asyncio
 
     import redis.asyncio as aioredis
 
     from serving.stats_reader import AsyncStatsReader
     from streaming.keyspace import read_video_stats
+    from streaming.multiplexed_redis import MultiplexedRedis
 
     settings = filled.private.settings
     keyspace = Keyspace.from_settings(settings)
@@ -143,18 +145,21 @@ def test_the_api_stats_reader_agrees_with_the_keyspace_reader(filled: Filled) ->
     async def compare() -> None:
         client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
         split = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        mux, mux_split = (MultiplexedRedis.from_url(settings.redis_url) for _ in range(2))
         try:
             for reader in (
                 AsyncStatsReader(client, client, keyspace),
                 AsyncStatsReader(client, split, keyspace),
+                AsyncStatsReader(mux, mux, keyspace),
+                AsyncStatsReader(mux, mux_split, keyspace),
             ):
                 for video_id in ids:
                     now = time.time()
                     expected = read_video_stats(sync_client, video_id, now, keyspace=keyspace)
                     assert await reader.read(video_id, now) == expected, video_id
         finally:
-            await client.aclose()
-            await split.aclose()
+            for each in (client, split, mux, mux_split):
+                await each.aclose()
 
     asyncio.run(compare())
     sync_client.close()

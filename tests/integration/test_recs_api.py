@@ -157,11 +157,13 @@ def test_next_up_is_pushed_within_a_second_of_the_hook(env: Env, redis_url: str)
 
 def test_the_event_loop_reader_agrees_with_the_sync_reader(env: Env, redis_url: str) -> None:
     """The API serves from ``recommend_async`` (asyncio clients, no thread pool); it returns what the sync
-    ``recommend`` (next-up push, CLI) returns, for listed, clicking, cold-start and unknown users."""
+    ``recommend`` (next-up push, CLI) returns, for listed, clicking, cold-start and unknown users, on the
+    multiplexed client (standalone Redis) and on redis-py's asyncio client (what a Cluster gets)."""
     import asyncio
 
     import redis.asyncio as aioredis
 
+    from streaming.multiplexed_redis import AsyncReads, MultiplexedRedis, RedisPyReads
     from streaming.redis_conn import Family
 
     publish_small(env.store, "m-1")
@@ -170,14 +172,20 @@ def test_the_event_loop_reader_agrees_with_the_sync_reader(env: Env, redis_url: 
     reader = RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings)
 
     async def compare() -> None:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        clients = {family: client for family in Family}
+        kinds: list[AsyncReads] = [
+            MultiplexedRedis.from_url(redis_url),
+            RedisPyReads(aioredis.Redis.from_url(redis_url, decode_responses=True)),
+        ]
         try:
-            for user in ("alice", "bob", "carol", "newcomer"):
-                for k in (1, 3, 10):
-                    assert await reader.recommend_async(user, k, clients) == reader.recommend(user, k), user
+            for client in kinds:
+                clients = {family: client for family in Family}
+                for user in ("alice", "bob", "carol", "newcomer"):
+                    for k in (1, 3, 10):
+                        expected = reader.recommend(user, k)
+                        assert await reader.recommend_async(user, k, clients) == expected, (user, client)
         finally:
-            await client.aclose()
+            for client in kinds:
+                await client.aclose()
 
     asyncio.run(compare())
     body = env.client.get("/v1/recommendations/alice?k=10", headers=AUTH).json()
