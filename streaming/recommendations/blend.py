@@ -14,7 +14,7 @@ unit test can pin every rule:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,9 +47,10 @@ class ScoredItem:
         return {"video_id": self.video_id, "score": self.score, "reason": self.reason}
 
 
-def _by_rank(items: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+def _by_rank(items: Sequence[tuple[str, float]], weight: float) -> list[tuple[str, float]]:
+    """``weight`` x (1 - rank / n): the first item ``weight``, the last ``weight / n``."""
     n = len(items)
-    return [(video_id, 1.0 - rank / n) for rank, (video_id, _) in enumerate(items)]
+    return [(video_id, weight * (1.0 - rank / n)) for rank, (video_id, _) in enumerate(items)]
 
 
 def blend(
@@ -66,17 +67,22 @@ def blend(
     neighbours (video, cosine) best first."""
     w = weights or BlendWeights()
     similar = similar or {}
-    excluded = set(watched) | set(recent)
+    excluded = set(watched)
+    excluded.update(recent)
+    # video -> {source: contribution}, sources in the order added (the sum's order too)
     parts: dict[str, dict[str, float]] = {}
 
-    def add(video_id: str, source: str, value: float) -> None:
-        if value <= 0 or video_id in excluded:
-            return
-        bucket = parts.setdefault(video_id, {})
-        bucket[source] = bucket.get(source, 0.0) + value
+    def add_all(source: str, contributions: Iterable[tuple[str, float]]) -> None:
+        for video_id, value in contributions:
+            if value <= 0 or video_id in excluded:
+                continue
+            bucket = parts.get(video_id)
+            if bucket is None:
+                parts[video_id] = {source: value}
+            else:
+                bucket[source] = bucket.get(source, 0.0) + value
 
-    for video_id, value in _by_rank(precomputed):
-        add(video_id, _PERSONAL, w.precomputed * value)
+    add_all(_PERSONAL, _by_rank(precomputed, w.precomputed))
     anchors = list(dict.fromkeys(recent))[: w.anchors]
     for position, anchor in enumerate(anchors):
         neighbours = similar.get(anchor) or ()
@@ -84,17 +90,15 @@ def blend(
         if best <= 0:
             continue
         decay = w.realtime * w.recency_decay**position
-        for video_id, sim in neighbours:
-            add(video_id, anchor, decay * sim / best)
-    for video_id, value in _by_rank(popular):
-        add(video_id, _POPULAR, w.popular * value)
+        add_all(anchor, [(video_id, decay * sim / best) for video_id, sim in neighbours])
+    add_all(_POPULAR, _by_rank(popular, w.popular))
 
-    ranked = sorted(
-        ((sum(p.values()), video_id) for video_id, p in parts.items()), key=lambda t: (-t[0], t[1])
-    )
+    # best total first, ties by video id: sorting (-total, id) tuples needs no key function
+    ranked = sorted([(-sum(p.values()), video_id) for video_id, p in parts.items()])
     out = []
-    for total, video_id in ranked[:k]:
-        source = max(parts[video_id].items(), key=lambda kv: (kv[1], kv[0]))[0]
+    for negative, video_id in ranked[:k]:
+        bucket = parts[video_id]
+        source = next(iter(bucket)) if len(bucket) == 1 else max((v, s) for s, v in bucket.items())[1]
         reason = (
             REASON_PERSONAL
             if source == _PERSONAL
@@ -102,5 +106,5 @@ def blend(
             if source == _POPULAR
             else because(source)
         )
-        out.append(ScoredItem(video_id, round(total, 4), reason))
+        out.append(ScoredItem(video_id, round(-negative, 4), reason))
     return out

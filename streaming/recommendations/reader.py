@@ -121,6 +121,29 @@ class _Round:
 
 Plan = Generator[_Round, list[Any], list["Recommendations"]]
 
+SHARED_LISTS_MAX: Final = 20_000
+
+
+class SharedLists:
+    """Decoded neighbour and popular lists by Redis key (the key names the version, whose lists never
+    change). Bounded: emptied when full, which costs a round of re-reads and needs no lock (the API's
+    event loop and a thread-pool reader may share it)."""
+
+    def __init__(self, max_entries: int = SHARED_LISTS_MAX) -> None:
+        self.max_entries = max_entries
+        self._lists: dict[str, list[tuple[str, float]]] = {}
+
+    def get(self, key: str) -> list[tuple[str, float]] | None:
+        return self._lists.get(key)
+
+    def put(self, key: str, items: list[tuple[str, float]]) -> None:
+        if len(self._lists) >= self.max_entries:
+            self._lists.clear()
+        self._lists[key] = items
+
+    def __len__(self) -> int:
+        return len(self._lists)
+
 
 class RecommendationReader:
     """Serving-side reads for the API and the next-up push; one instance per process."""
@@ -139,6 +162,8 @@ class RecommendationReader:
         self.weights = weights or BlendWeights()
         self.ab_share = ab_share
         self.trending_n = trending_n
+        self.shared_lists = SharedLists()
+        self._pointer: Pointer | None = None  # the last one read: round 1 reads each user's list under it
 
     @classmethod
     def from_settings(cls, router: RedisRouter, settings: Settings) -> RecommendationReader:
@@ -185,18 +210,33 @@ class RecommendationReader:
                 return done.value[0]
 
     def _plan(self, user_ids: Sequence[str], k: int, just_clicked: Mapping[str, Sequence[str]]) -> Plan:
-        """The two rounds and the blend; the caller executes each round it is given and sends the replies."""
+        """The rounds and the blend; the caller executes each round it is given and sends the replies.
+
+        A published version's lists never change (``RecsStore.publish`` refuses a version twice and
+        switches the pointer only after writing them all), which allows two savings. Round 1 already reads
+        each user's list under the version the last pointer this reader saw would serve them; when the
+        pointer read in the same round still says so, that list is the one round 2 would read. Neighbour
+        and popular lists, shared by every user, are kept decoded per version (``SharedLists``). Round 2
+        reads only what is left, and is skipped when nothing is."""
         ks = self.keyspace
+        guess = self._pointer
         first = _Round()
-        # MGET through execute_command: a ClusterPipeline refuses mget(), and both keys share {recs}.
         # Both pointer keys share the {recs} slot: one MGET works on a Cluster too.
         pointer_at = first.add(Family.RECS, "MGET", ks.recs_current(), recs_previous(ks))
         recent_at = [first.add(Family.PROFILES, "LRANGE", ks.user_recent(u), 0, -1) for u in user_ids]
         meta_at = first.add(Family.LIVE, "HGETALL", ks.trending_meta())
         top_at = first.add(Family.LIVE, "ZREVRANGE", ks.trending(), 0, self.trending_n - 1, "WITHSCORES")
+        early_at: dict[str, int] = {}  # list key -> reply index in round 1
+        if guess is not None:
+            for user_id in dict.fromkeys(user_ids):
+                version, _arm = serve_version(user_id, guess, self.ab_share)
+                if version is not None:
+                    key = ks.user_recommendations(user_id, version)
+                    early_at[key] = first.add(Family.RECS, "GET", key)
         replies = yield first
         current, previous = (as_text(v) for v in replies[pointer_at])
         pointer = Pointer(current, previous)
+        self._pointer = pointer
         scale = trending_scale(flat_pairs(replies[meta_at]), time.time())
         trending = [(member, score * scale) for member, score in _scored(replies[top_at])]
 
@@ -208,34 +248,45 @@ class RecommendationReader:
             plans.append((user_id, version, arm, recent))
 
         second = _Round()
-        lists_at: list[int | None] = []
-        similar_at: dict[tuple[str, str], int] = {}
-        popular_at: dict[str, int] = {}
+        late_at: dict[str, int] = {}  # list key -> reply index in round 2
+        shared = self.shared_lists
         for user_id, version, _arm, recent in plans:
             if version is None:
-                lists_at.append(None)
                 continue
-            lists_at.append(second.add(Family.RECS, "GET", ks.user_recommendations(user_id, version)))
-            for anchor in recent[: self.weights.anchors]:
-                if (anchor, version) not in similar_at:
-                    similar_at[(anchor, version)] = second.add(
-                        Family.RECS, "GET", video_similar(ks, anchor, version)
-                    )
-            if version not in popular_at:
-                popular_at[version] = second.add(Family.RECS, "GET", ks.recs_popular(version))
-        data = yield second
+            wanted = [ks.user_recommendations(user_id, version)]
+            wanted += [video_similar(ks, anchor, version) for anchor in recent[: self.weights.anchors]]
+            if not trending:
+                wanted.append(ks.recs_popular(version))
+            for key in wanted:
+                if key not in early_at and key not in late_at and shared.get(key) is None:
+                    late_at[key] = second.add(Family.RECS, "GET", key)
+        data = (yield second) if late_at else []
+
+        def read(key: str, version: str, share: bool = True) -> list[tuple[str, float]]:
+            """The list at ``key``: from round 1, the shared lists, or round 2 (then shared if ``share``)."""
+            if key in early_at:
+                return _items(replies[early_at[key]], version)
+            cached = shared.get(key)
+            if cached is not None:
+                return cached
+            items = _items(data[late_at[key]], version)
+            if share and items:
+                shared.put(key, items)
+            return items
 
         out = []
-        for (user_id, version, arm, recent), list_at in zip(plans, lists_at, strict=True):
-            precomputed = _items(data[list_at], version) if list_at is not None else []
-            similar = {
-                anchor: _items(data[similar_at[(anchor, version)]], version)
-                for anchor in recent[: self.weights.anchors]
-                if version is not None and (anchor, version) in similar_at
-            }
+        for user_id, version, arm, recent in plans:
+            precomputed: list[tuple[str, float]] = []
+            similar: dict[str, list[tuple[str, float]]] = {}
             popular: list[tuple[str, float]] = trending
-            if not popular and version is not None:
-                popular = _items(data[popular_at[version]], version)
+            if version is not None:
+                precomputed = read(ks.user_recommendations(user_id, version), version, share=False)
+                similar = {
+                    anchor: read(video_similar(ks, anchor, version), version)
+                    for anchor in recent[: self.weights.anchors]
+                }
+                if not popular:
+                    popular = read(ks.recs_popular(version), version)
             items = blend(
                 k=k,
                 precomputed=precomputed,

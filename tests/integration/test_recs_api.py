@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import pytest
@@ -193,3 +194,81 @@ def test_the_event_loop_reader_agrees_with_the_sync_reader(env: Env, redis_url: 
     assert (
         body == RecommendationsResponse.model_validate(reader.recommend("alice", 10).as_dict()).model_dump()
     )
+
+
+def publish_other(store: RecsStore, version: str) -> None:
+    """Different lists from ``publish_small``'s, so a list read under the wrong version would show."""
+    store.publish(
+        version,
+        [("alice", [("z1", 0.9), ("z2", 0.5)]), ("bob", [("z3", 1.0), ("a1", 0.2)])],
+        [("w1", [("y1", 0.9)]), ("w2", [("y2", 0.7), ("y3", 0.6)]), ("b1", [("y4", 0.3)])],
+        [("p9", 100.0)],
+    )
+
+
+def test_one_round_when_the_pointer_holds_and_the_shared_lists_are_known(env: Env, redis_url: str) -> None:
+    """Round 1 reads each user's list under the last pointer seen; neighbour lists are kept per version.
+    Warm, a request takes one round trip; after a publish or a rollback the first request takes two
+    and serves the new version's lists. Every answer equals a fresh reader's (no state) at that moment."""
+    import asyncio
+
+    from streaming.multiplexed_redis import Command, MultiplexedRedis
+    from streaming.redis_conn import Family
+
+    class Counting(MultiplexedRedis):
+        rounds = 0
+
+        async def execute(self, commands: Sequence[Command]) -> list[Any]:
+            Counting.rounds += 1
+            return await super().execute(commands)
+
+    env.redis.rpush(env.keyspace.user_recent("alice"), "w1", "w2")
+    env.redis.rpush(env.keyspace.user_recent("bob"), "w2", "b1")
+    publish_small(env.store, "m-1")
+    reader = RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings)
+
+    def fresh(user: str) -> Any:
+        return RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings).recommend(
+            user, 5
+        )
+
+    async def rounds_for(user: str, client: MultiplexedRedis) -> tuple[int, Any]:
+        before = Counting.rounds
+        result = await reader.recommend_async(user, 5, {family: client for family in Family})
+        return Counting.rounds - before, result
+
+    async def scenario() -> list[tuple[str, int, str | None]]:
+        client = Counting.from_url(redis_url)
+        seen = []
+        try:
+            for step, user in (
+                ("cold", "alice"),  # no pointer seen yet, no shared lists: two rounds
+                ("warm", "alice"),  # one round
+                ("warm", "bob"),  # bob's anchors: w2 known, b1 not: two rounds
+                ("warm", "bob"),
+            ):
+                rounds, result = await rounds_for(user, client)
+                assert result == await asyncio.to_thread(fresh, user), (step, user)
+                seen.append((f"{step}:{user}", rounds, result.model_version))
+            await asyncio.to_thread(publish_other, env.store, "m-2")
+            for user in ("alice", "alice"):
+                rounds, result = await rounds_for(user, client)
+                assert result == await asyncio.to_thread(fresh, user), ("m-2", user)
+                seen.append((f"m-2:{user}", rounds, result.model_version))
+            await asyncio.to_thread(env.store.rollback)
+            rounds, result = await rounds_for("alice", client)
+            assert result == await asyncio.to_thread(fresh, "alice"), "rollback"
+            seen.append(("rollback:alice", rounds, result.model_version))
+        finally:
+            await client.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        ("cold:alice", 2, "m-1"),
+        ("warm:alice", 1, "m-1"),
+        ("warm:bob", 2, "m-1"),
+        ("warm:bob", 1, "m-1"),
+        ("m-2:alice", 2, "m-2"),
+        ("m-2:alice", 1, "m-2"),
+        ("rollback:alice", 2, "m-1"),  # round 1 read alice's list under m-2; m-1's neighbours still known
+    ]
