@@ -20,14 +20,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from clickpulse.settings import Settings
-from streaming.keyspace import Keyspace, trending_scale
-from streaming.multiplexed_redis import AsyncReads, flat_pairs
+from streaming.keyspace import Keyspace
+from streaming.multiplexed_redis import AsyncReads
 from streaming.recommendations.blend import BlendWeights, ScoredItem, blend
 from streaming.recommendations.keys import recs_previous, video_similar
 from streaming.recommendations.store import Pointer, as_text, decode_list
@@ -164,6 +163,7 @@ class RecommendationReader:
         self.trending_n = trending_n
         self.shared_lists = SharedLists()
         self._pointer: Pointer | None = None  # the last one read: round 1 reads each user's list under it
+        self._last_trending: tuple[list[Any], list[tuple[str, float]]] = ([], [])
 
     @classmethod
     def from_settings(cls, router: RedisRouter, settings: Settings) -> RecommendationReader:
@@ -179,6 +179,18 @@ class RecommendationReader:
     @classmethod
     def single(cls, client: RedisClient, keyspace: Keyspace, **kwargs: Any) -> RecommendationReader:
         return cls(RedisRouter.single(client), keyspace, **kwargs)
+
+    def _trending(self, members: list[Any] | None) -> list[tuple[str, float]]:
+        """The trending top as the blend's popular source. The blend ranks a popular list by position only,
+        so the members in order are enough (no scores, no decay scale); the list is reused while the top
+        is unchanged (it changes with the consumer's batches, not with every request)."""
+        raw = members or []
+        last_raw, last = self._last_trending
+        if raw == last_raw:
+            return last
+        ranked = [(str(as_text(m)), 0.0) for m in raw]
+        self._last_trending = (raw, ranked)
+        return ranked
 
     def recommend(self, user_id: str, k: int) -> Recommendations:
         return self.recommend_many([user_id], k)[0]
@@ -224,8 +236,7 @@ class RecommendationReader:
         # Both pointer keys share the {recs} slot: one MGET works on a Cluster too.
         pointer_at = first.add(Family.RECS, "MGET", ks.recs_current(), recs_previous(ks))
         recent_at = [first.add(Family.PROFILES, "LRANGE", ks.user_recent(u), 0, -1) for u in user_ids]
-        meta_at = first.add(Family.LIVE, "HGETALL", ks.trending_meta())
-        top_at = first.add(Family.LIVE, "ZREVRANGE", ks.trending(), 0, self.trending_n - 1, "WITHSCORES")
+        top_at = first.add(Family.LIVE, "ZREVRANGE", ks.trending(), 0, self.trending_n - 1)
         early_at: dict[str, int] = {}  # list key -> reply index in round 1
         if guess is not None:
             for user_id in dict.fromkeys(user_ids):
@@ -237,8 +248,7 @@ class RecommendationReader:
         current, previous = (as_text(v) for v in replies[pointer_at])
         pointer = Pointer(current, previous)
         self._pointer = pointer
-        scale = trending_scale(flat_pairs(replies[meta_at]), time.time())
-        trending = [(member, score * scale) for member, score in _scored(replies[top_at])]
+        trending = self._trending(replies[top_at])
 
         plans = []
         for user_id, at in zip(user_ids, recent_at, strict=True):
@@ -303,15 +313,6 @@ class RecommendationReader:
             }
             out.append(Recommendations(user_id, version, items, arm, sources))
         return out
-
-
-def _scored(reply: Any) -> list[tuple[str, float]]:
-    """A ``WITHSCORES`` reply as (member, score): flat ``[member, score, ...]`` or already paired."""
-    if not reply:
-        return []
-    if isinstance(reply[0], (list, tuple)):
-        return [(str(as_text(m)), float(s)) for m, s in reply]
-    return [(str(as_text(reply[i])), float(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
 def _items(raw: Any, version: str | None) -> list[tuple[str, float]]:
