@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -69,10 +69,10 @@ def _from_api_state(api: Any) -> RecommendationReader:
     return reader
 
 
-async def get_reader(request: Request) -> RecommendationReader:
+def _reader(request: Request) -> RecommendationReader:
     """The process's reader: installed, or built once from the API's state (``serving.state.ApiState``),
-    in which case the API's asyncio clients serve it too. ``async`` so that FastAPI does not run it in
-    the thread pool."""
+    in which case the API's asyncio clients serve it too. A plain call, not a FastAPI dependency: the
+    route is the API's hottest, and solving a dependency costs more than this look-up."""
     reader: RecommendationReader | None = getattr(request.app.state, "recommendation_reader", None)
     if reader is None:
         api = getattr(request.app.state, "api", None)
@@ -85,9 +85,8 @@ async def get_reader(request: Request) -> RecommendationReader:
     return reader
 
 
-async def get_user_ids(request: Request) -> UserIdMapper:
-    """How a caller's id maps to the stored one: set by the API's ``create_app`` or by ``install``.
-    ``async`` so that FastAPI does not run it in the thread pool."""
+def _user_ids(request: Request) -> UserIdMapper:
+    """How a caller's id maps to the stored one: set by the API's ``create_app`` or by ``install``."""
     mapper: UserIdMapper | None = getattr(request.app.state, "user_ids", None)
     if mapper is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "recommendations are not configured")
@@ -102,14 +101,13 @@ async def get_user_ids(request: Request) -> UserIdMapper:
 async def get_recommendations(
     request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
-    reader: Annotated[RecommendationReader, Depends(get_reader)],
-    user_ids: Annotated[UserIdMapper, Depends(get_user_ids)],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
 ) -> Response:
     """The served model version's precomputed list, blended with neighbours of the user's recent clicks,
     watched videos removed; users without history get what is trending now. Each item has a reason.
     ``user_id`` is the id as in events; with pseudonymisation on, the list is read under its pseudonym and
     the answer shows the id as sent."""
+    reader, user_ids = _reader(request), _user_ids(request)
     stored = user_ids.stored(user_id)
     clients = getattr(request.app.state, "recommendation_clients", None)
     if clients is not None:
