@@ -21,14 +21,13 @@ import asyncio
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from streaming.keyspace import SUFFIXES, Keyspace, window_buckets
+from streaming.keyspace import SUFFIXES, Keyspace, summarise_counters, window_buckets
 from streaming.multiplexed_redis import AsyncReads, ReadScript, as_async_reads, flat_pairs
 
 AsyncClient = AsyncReads | Redis | RedisCluster
@@ -92,30 +91,6 @@ return {
 _SUFFIX_ARGS: Final = tuple(SUFFIXES[name] for name in ("totals", "uniq", "minute", "hour", "uniq_hour"))
 
 
-def _int(value: Any) -> int:
-    return int(value) if value not in (None, "", b"") else 0
-
-
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
-
-
-def summarise(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The counters of one hash (or of summed buckets), as ``read_video_stats`` reports them."""
-    clicks = _int(fields.get("clicks"))
-    impressions = _int(fields.get("impressions"))
-    conversions = _int(fields.get("conversions"))
-    by_button = {k[7:]: _int(v) for k, v in fields.items() if k.startswith("clicks:")}
-    return {
-        "clicks": clicks,
-        "clicks_by_button": dict(sorted(by_button.items())),
-        "impressions": impressions,
-        "conversions": conversions,
-        "ctr": _ratio(clicks, impressions),
-        "conversion_rate": _ratio(conversions, clicks),
-    }
-
-
 class AsyncStatsReader:
     """Holds the registered script per client; ``read(video_id, now)`` returns the stats dictionary."""
 
@@ -149,15 +124,15 @@ class AsyncStatsReader:
             )
             totals, uniques = flat_pairs(live_reply[0]), int(live_reply[1])
             reply = await self._script(self.windows, keys, [0, *_SUFFIX_ARGS, *bucket_args])
-        last_hour = summarise(flat_pairs(reply[2]))
+        last_hour = summarise_counters(flat_pairs(reply[2]))
         last_hour["unique_users"] = int(reply[4])
-        last_24h = summarise(flat_pairs(reply[3]))
+        last_24h = summarise_counters(flat_pairs(reply[3]))
         last_24h["unique_users"] = int(reply[5])
         return {
             "video_id": video_id,
-            **summarise(totals),
+            **summarise_counters(totals),
             "unique_users": uniques,
-            "late_events": _int(totals.get("late")),
+            "late_events": int(totals.get("late") or 0),
             "last_hour": last_hour,
             "last_24h": last_24h,
         }

@@ -388,7 +388,9 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def _summarise(fields: Mapping[str, Any]) -> dict[str, Any]:
+def summarise_counters(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The counters of one hash (or of summed buckets) as the stats readers report them: clicks (total and
+    by button), impressions, conversions, CTR and conversion rate."""
     clicks = _int(fields.get("clicks"))
     impressions = _int(fields.get("impressions"))
     conversions = _int(fields.get("conversions"))
@@ -472,13 +474,13 @@ def read_video_stats(
     minutes, hours = replies[:60], replies[60:84]
     uniques_hour, uniques_24h = replies[84], replies[85]
 
-    last_hour = _summarise(_merge(minutes))
+    last_hour = summarise_counters(_merge(minutes))
     last_hour["unique_users"] = int(uniques_hour)
-    last_24h = _summarise(_merge(hours))
+    last_24h = summarise_counters(_merge(hours))
     last_24h["unique_users"] = int(uniques_24h)
     return {
         "video_id": video_id,
-        **_summarise(totals),
+        **summarise_counters(totals),
         "unique_users": int(uniques),
         "late_events": _int(totals.get("late")),
         "last_hour": last_hour,
