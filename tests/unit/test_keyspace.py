@@ -15,12 +15,12 @@ from streaming.keyspace import (
     Keyspace,
     Retention,
     _parse_ctr,
-    _summarise,
     bucket_names,
     key_families,
     lua_source,
     slot_tag,
     slot_value,
+    summarise_counters,
     window_buckets,
 )
 from streaming.redis_conn import Family, _redact
@@ -124,9 +124,9 @@ def test_slot_values_and_ratios() -> None:
     assert slot_value("als-v1", 3) == "als-v1|3"
     assert slot_value(None, 0) == "-|0"
     assert slot_value("m", None) == "m|-"
-    summary = _summarise({"clicks": "0", "impressions": "0", "clicks:play": "0"})
+    summary = summarise_counters({"clicks": "0", "impressions": "0", "clicks:play": "0"})
     assert summary["ctr"] is None and summary["conversion_rate"] is None
-    summary = _summarise({"clicks": "4", "impressions": "10", "conversions": "1", "clicks:play": "4"})
+    summary = summarise_counters({"clicks": "4", "impressions": "10", "conversions": "1", "clicks:play": "4"})
     assert (
         summary["ctr"] == 0.4
         and summary["conversion_rate"] == 0.25
