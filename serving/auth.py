@@ -8,34 +8,17 @@ also listed as a read key, because write keys ship inside public player pages.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import re
 from typing import Final
 
 from fastapi import HTTPException, Request, status
 
+from streaming import api_keys
+from streaming.api_keys import matches_any, presented_key
+
 logger = logging.getLogger(__name__)
 
 QUERY_PARAMETER: Final = "key"
-_BEARER: Final = "bearer "
-_IN_QUERY = re.compile(r"([?&]key=)[^&\s\"]*")
-
-
-def presented_key(authorization: str | None, query_key: str | None) -> str | None:
-    """The key the client presented: the Authorization header wins over the query parameter."""
-    if authorization is not None:
-        if authorization[: len(_BEARER)].lower() == _BEARER:
-            return authorization[len(_BEARER) :].strip() or None
-        return None
-    return query_key or None
-
-
-def _matches(candidate: bytes, keys: frozenset[str]) -> bool:
-    matched = False
-    for known in keys:
-        matched |= hmac.compare_digest(candidate, known.encode())
-    return matched
 
 
 class ReadKeyAuth:
@@ -54,10 +37,7 @@ class ReadKeyAuth:
             logger.error("no usable read key: set CLICKPULSE_READ_KEYS")
 
     def allows(self, key: str | None) -> bool:
-        if not key:
-            return False
-        candidate = key.encode()
-        return _matches(candidate, self.read_keys) and not _matches(candidate, self.write_keys)
+        return matches_any(key, self.read_keys) and not matches_any(key, self.write_keys)
 
     async def __call__(self, request: Request) -> None:
         key = presented_key(request.headers.get("authorization"), request.query_params.get(QUERY_PARAMETER))
@@ -69,18 +49,6 @@ class ReadKeyAuth:
             )
 
 
-class RedactReadKeyFilter(logging.Filter):
-    """Replaces ``key=...`` in uvicorn's access log lines (the SSE URLs carry the read key)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and "key=" in a for a in record.args):
-            record.args = tuple(
-                _IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
-            )
-        return True
-
-
 def redact_access_log() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactReadKeyFilter) for f in access.filters):
-        access.addFilter(RedactReadKeyFilter())
+    """Redact ``key=`` in uvicorn's access log (the SSE URLs carry the read key), once per process."""
+    api_keys.redact_access_log(QUERY_PARAMETER)

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streaming.collector.auth import RedactWriteKeyFilter, is_write_key, presented_key
+from streaming.api_keys import RedactQueryKeyFilter
+from streaming.collector.auth import is_write_key, presented_key
 from streaming.collector.body import BodyEncodingError, BodyTooLargeError, CappedDecompressor
 from streaming.payload import (
     MAX_EVENTS_PER_PAYLOAD,
@@ -169,6 +170,10 @@ def test_access_log_redacts_query_keys() -> None:
         ("1.2.3.4", "POST", "/v1/events?write_key=s3cret&x=1"),
         None,
     )
-    RedactWriteKeyFilter().filter(record)
+    RedactQueryKeyFilter("write_key").filter(record)
     assert "s3cret" not in record.getMessage()
     assert "write_key=[redacted]&x=1" in record.getMessage()
+    # the API's read key parameter: ``key=`` itself, not the tail of ``write_key=``
+    record.args = ("1.2.3.4", "GET", "/v1/live?key=rk-1&write_key=wk-1")
+    RedactQueryKeyFilter("key").filter(record)
+    assert "rk-1" not in record.getMessage() and "write_key=wk-1" in record.getMessage()
