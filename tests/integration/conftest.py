@@ -11,6 +11,7 @@ from clickpulse.settings import Settings
 from clickpulse.stack import launcher
 from clickpulse.stack.topics import ensure_topics
 from streaming.redis_conn import RedisRouter, connect
+from tests.integration.recs_support import delete_prefix
 
 
 @pytest.fixture
@@ -32,9 +33,7 @@ def private(
     yield own
     router = RedisRouter.from_settings(own)
     for client in router.clients():
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i : i + 500])
+        delete_prefix(client, prefix)
     router.close()
 
 
@@ -62,8 +61,7 @@ def on_cluster(
     )
     yield own
     client = connect(cluster_redis_url)
-    for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
-        client.delete(key)
+    delete_prefix(client, prefix)
     client.close()
     # keep the client until the futures resolve: a dropped AdminClient cancels the deletion
     admin = AdminClient({"bootstrap.servers": launcher.CLUSTER_BOOTSTRAP})

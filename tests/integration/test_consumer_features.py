@@ -28,29 +28,16 @@ from tests.integration.consumer_support import (
     read_topic,
     simulated,
 )
+from tests.integration.recs_support import delete_prefix
 
 
 @pytest.fixture
-def private(
-    settings: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
-) -> Iterator[Settings]:
-    prefix = unique_name("t")
-    own = settings.model_copy(
-        update={
-            "topic_raw": new_topic("raw", 3),
-            "topic_enriched": new_topic("enriched", 3),
-            "topic_dlq": new_topic("dlq", 1),
-            "redis_prefix": prefix,
-            "live_channel_prefix": prefix,
-        }
-    )
-    yield own
-    for url in {own.redis_url, own.redis_url.rsplit("/", 1)[0] + "/1"}:
-        client = connect(url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i : i + 500])
-        client.close()
+def private(private: Settings) -> Iterator[Settings]:
+    """The shared ``private`` settings; a test here also routes families to database 1, cleaned too."""
+    yield private
+    client = connect(private.redis_url.rsplit("/", 1)[0] + "/1")
+    delete_prefix(client, private.redis_prefix)
+    client.close()
 
 
 def test_families_routed_to_their_own_redis_and_trending_renormalised(private: Settings) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import orjson
@@ -28,32 +27,15 @@ from streaming.recommendations.store import RecsStore
 from streaming.redis_conn import Family, RedisRouter
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
 from tests.integration.consumer_support import Record, produce
-from tests.integration.recs_support import api_app, delete_prefix
+from tests.integration.recs_support import api_app
 
 KEY = "loop-read-key"
 
 
 @pytest.fixture
-def private(
-    settings: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
-) -> Iterator[Settings]:
-    prefix = unique_name("recs")
-    own = settings.model_copy(
-        update={
-            "topic_raw": new_topic("raw", 3),
-            "topic_enriched": new_topic("enriched", 3),
-            "topic_dlq": new_topic("dlq", 1),
-            "redis_prefix": prefix,
-            "live_channel_prefix": prefix,
-            "consumer_session_timeout_ms": 6000,
-            "read_keys": SecretStr(KEY),
-        }
-    )
-    yield own
-    router = RedisRouter.from_settings(own)
-    for client in router.clients():
-        delete_prefix(client, prefix)
-    router.close()
+def private(private: Settings) -> Settings:
+    """The shared ``private`` settings (own topics and key prefix, cleaned up) with this module's read key."""
+    return private.model_copy(update={"read_keys": SecretStr(KEY)})
 
 
 def click_now(user_id: str, video_id: str) -> Record:
