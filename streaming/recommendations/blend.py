@@ -14,6 +14,7 @@ unit test can pin every rule:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -69,16 +70,25 @@ def blend(
     similar = similar or {}
     excluded = set(watched)
     excluded.update(recent)
-    # video -> {source: contribution}, sources in the order added (the sum's order too)
-    parts: dict[str, dict[str, float]] = {}
+    # Most videos get one contribution: (source, value) until a second source adds to them, then
+    # {source: value} in the order the sources came (the order the total sums them in).
+    single: dict[str, tuple[str, float]] = {}
+    several: dict[str, dict[str, float]] = {}
 
     def add_all(source: str, contributions: Iterable[tuple[str, float]]) -> None:
         for video_id, value in contributions:
             if value <= 0 or video_id in excluded:
                 continue
-            bucket = parts.get(video_id)
+            entry = single.pop(video_id, None)
+            if entry is not None:
+                if entry[0] == source:  # the same source twice: one contribution, summed
+                    single[video_id] = (source, entry[1] + value)
+                else:
+                    several[video_id] = {entry[0]: entry[1], source: value}
+                continue
+            bucket = several.get(video_id)
             if bucket is None:
-                parts[video_id] = {source: value}
+                single[video_id] = (source, value)
             else:
                 bucket[source] = bucket.get(source, 0.0) + value
 
@@ -93,12 +103,14 @@ def blend(
         add_all(anchor, [(video_id, decay * sim / best) for video_id, sim in neighbours])
     add_all(_POPULAR, _by_rank(popular, w.popular))
 
-    # best total first, ties by video id: sorting (-total, id) tuples needs no key function
-    ranked = sorted([(-sum(p.values()), video_id) for video_id, p in parts.items()])
+    # best total first, ties by video id: the k smallest (-total, id) pairs (a heap: no full sort)
+    candidates = [(-value, video_id) for video_id, (_source, value) in single.items()]
+    candidates += [(-sum(bucket.values()), video_id) for video_id, bucket in several.items()]
+    ranked = heapq.nsmallest(k, candidates)
     out = []
-    for negative, video_id in ranked[:k]:
-        bucket = parts[video_id]
-        source = next(iter(bucket)) if len(bucket) == 1 else max((v, s) for s, v in bucket.items())[1]
+    for negative, video_id in ranked:
+        entry = single.get(video_id)
+        source = entry[0] if entry is not None else max((v, s) for s, v in several[video_id].items())[1]
         reason = (
             REASON_PERSONAL
             if source == _PERSONAL
