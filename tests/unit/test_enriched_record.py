@@ -27,7 +27,7 @@ ATTRIBUTES = [
 
 
 def _events() -> list[CountedEvent]:
-    out = []
+    out: list[CountedEvent] = []
     for record in Simulator(SimulationConfig(events=400, seed=3, malformed_share=0.0)):
         event = decode_and_validate(record.payload).event
         assert event is not None
