@@ -169,9 +169,10 @@ class StateWriter:
                 KIND_CODES[ev.event_type],
                 ev.button_id or "",
                 e.compact_id,
-                int(e.event_time_s // SEEN_BUCKET_S),
+                str(int(e.event_time_s // SEEN_BUCKET_S)),
                 1 if e.is_late else 0,
                 ev.user_id,
+                f"{e.partition}:{e.offset}",
             ]
             if merged and not e.is_late:
                 args += bucket_names(e.event_time_s)
