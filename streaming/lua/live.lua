@@ -46,7 +46,7 @@ local function video(base, events)
     end
   end
   for seen_key in pairs(touched) do
-    redis.call('EXPIRE', seen_key, req.seen_ttl)
+    redis.call('EXPIRE', seen_key, int(req.seen_ttl))
   end
   hincr_all(base .. '${totals}', counts)
   pfadd_all(base .. '${uniq}', keys_of(users))
