@@ -205,7 +205,8 @@ class RealtimeConsumer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info(
-            "revoked %s; completing the batch in flight, committing", sorted(p.partition for p in partitions)
+            "revoked %s; completing the batches in flight, committing",
+            sorted(p.partition for p in partitions),
         )
         self._progress(drain=True)
         self._commit()
