@@ -233,7 +233,7 @@ def test_redis_failures_while_batches_overlap_count_every_event_once(private: Se
             raise redis.ConnectionError(f"injected failure of Redis call {n}")
         return execute(batch_calls)
 
-    consumer.writer.execute = flaky  # type: ignore[method-assign]
+    consumer.writer.execute = flaky  # type: ignore[method-assign,assignment]
     try:
         consumer.run(stop_when=lambda s: s.records >= len(records))
     finally:

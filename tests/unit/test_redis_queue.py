@@ -3,6 +3,7 @@ failed until ``reset``, and ``wait_idle`` returns only once everything submitted
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -22,7 +23,7 @@ def test_jobs_run_in_order_one_at_a_time() -> None:
         running.release()
         return i * i
 
-    futures = [queue.submit(lambda i=i: job(i)) for i in range(200)]
+    futures = [queue.submit(functools.partial(job, i)) for i in range(200)]
     assert [f.result() for f in futures] == [i * i for i in range(200)]
     assert ran == list(range(200))
     queue.shutdown()
@@ -39,7 +40,7 @@ def test_nothing_runs_after_a_failure_until_reset() -> None:
         raise redis.ConnectionError("down")
 
     first = queue.submit(fail)
-    later = [queue.submit(lambda n=n: ran.append(f"later{n}")) for n in range(3)]
+    later = [queue.submit(functools.partial(ran.append, f"later{n}")) for n in range(3)]
     gate.set()
     with pytest.raises(redis.ConnectionError):
         first.result()
