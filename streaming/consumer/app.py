@@ -263,7 +263,7 @@ class RealtimeConsumer:
                 if not self._progress(drain=len(messages) < self.batch_size):
                     break
                 if batch is None:
-                    self._live_thread.submit(self.live.maybe_publish)
+                    self._in_live_thread(self.live.maybe_publish)
                     if not self._assigned:
                         last_activity = time.monotonic()
                 done = self.stats.batches - finished_at_start + len(self._flights)
@@ -521,12 +521,23 @@ class RealtimeConsumer:
             behind = max(0, high - next_offset)
             lag[f"{self.topic}:{partition}"] = behind
             metrics.LAG.labels(self.group, self.topic, str(partition)).set(behind)
-        self._live_thread.submit(self.live.set_lag, lag)
+        self._in_live_thread(self.live.set_lag, lag)
 
     def _after_batch(self, batch: DecodedBatch, result: ApplyResult) -> None:
         """Live updates and user click hooks, in the live thread (batch order), so that this thread
         does not wait for their Redis replies queued behind the Lua calls."""
-        self._live_thread.submit(self._live_updates, batch.events, result.applied_clicks)
+        self._in_live_thread(self._live_updates, batch.events, result.applied_clicks)
+
+    def _in_live_thread(self, job: Callable[..., object], *args: Any) -> None:
+        """Run ``job`` in the live thread; its failures are logged (live updates never stop counting)."""
+
+        def logged() -> None:
+            try:
+                job(*args)
+            except Exception:
+                logger.exception("live update %r failed", job)
+
+        self._live_thread.submit(logged)
 
     def _live_updates(
         self, events: list[CountedEvent], applied_clicks: dict[str, list[CountedEvent]]
