@@ -1,17 +1,22 @@
 """The realtime consumer: clicks.raw → Redis state, clicks.enriched, clicks.dlq, live Pub/Sub.
 
-One loop, one batch at a time:
+Every batch goes through these steps:
 
 1. ``consume(num_messages=batch_size)``; decode and validate every record with the event contract.
-2. Look up user attributes (LRU, then one Redis pipeline for the misses).
-3. Apply the batch to Redis (``StateWriter``: dedupe, watermarks, a few Lua calls).
+2. Look up user attributes (LRU, then one Redis pipeline for the misses) and run phase one
+   (``StateWriter``: event_id dedupe, per-video counters, watermarks).
+3. Phase two: global counters, profiles (first occurrences only).
 4. Produce the first occurrences, enriched, to clicks.enriched (same key and Kafka timestamp as the
    raw record) and the invalid records to clicks.dlq; wait until Kafka confirmed every delivery.
 5. Only then store the offsets; librdkafka commits stored offsets every second, on partition revoke
    (synchronously, in the callback) and on close.
 
-A failure in steps 2-4 retries the whole batch (every step is idempotent or at-least-once), so a
-crash anywhere loses nothing and a replay counts nothing twice.
+Batches overlap so that Redis always has work queued (``OrderedRedisQueue``: one thread, jobs in
+order, none after a failure): while Redis runs batch N-1's phase two and batch N's phase one, this
+thread decodes batch N+1 and plans batch N's phase two; it then produces N-1's enriched records.
+Steps 4-5 of a batch always complete in batch order, and a failure anywhere retries that batch and
+every later one in flight, in order, before any new Redis work starts (every step is idempotent or
+at-least-once), so a crash anywhere loses nothing and a replay counts nothing twice.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -36,7 +43,8 @@ from streaming.consumer import metrics
 from streaming.consumer.enrichment import UNKNOWN, UserAttributes, UserAttributesCache
 from streaming.consumer.live import LivePublisher, UserClickHook, UserClickPublisher, user_clicks
 from streaming.consumer.records import CountedEvent, DecodedBatch, decode_batch
-from streaming.consumer.state import ApplyResult, StateWriter
+from streaming.consumer.redis_queue import OrderedRedisQueue
+from streaming.consumer.state import ApplyResult, StateWriter, without_duplicates
 from streaming.event import encode_event
 from streaming.kafka_io import consumer_config, producer_config
 from streaming.keyspace import Keyspace, Retention
@@ -49,15 +57,40 @@ STAGE = "consumer"
 FLUSH_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 5.0
 LATENCY_SAMPLE_EVERY = 16
+# The interpreter's GIL switch interval while ``run`` runs (the default is 5 ms): a Redis reply wakes
+# the Redis thread, which then waits for the GIL until this thread's Python work yields it; Redis
+# idles meanwhile. 1 ms: 16.4K -> 22.5K events/s in the benchmark (README, "Consumer throughput work").
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
-def enriched_json(e: CountedEvent, attributes: UserAttributes | None) -> bytes:
-    """The contract JSON of the event plus user_country, user_tier, user_language, is_late, received_at."""
-    more = (attributes or UNKNOWN).enrichment_fields()
-    more["is_late"] = e.is_late
-    if e.event.received_at is None:
-        more["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
-    return encode_event(e.event, more)
+def enriched_json(
+    e: CountedEvent, attributes: UserAttributes | None, parts: dict[tuple[Any, ...], bytes] | None = None
+) -> bytes:
+    """The contract JSON of the event plus user_country, user_tier, user_language, is_late, received_at.
+
+    ``parts`` (one dict per batch) keeps the JSON of the enrichment fields by their values. For an event
+    without unknown fields it is appended, with received_at when the event has none, to msgspec's
+    encoding of the event: what ``encode_event`` does for it, without encoding the same few fields again
+    for every event.
+    """
+    attributes = attributes or UNKNOWN
+    event = e.event
+    if parts is None or event.extra is not None:
+        more = attributes.enrichment_fields()
+        more["is_late"] = e.is_late
+        if event.received_at is None:
+            more["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
+        return encode_event(event, more)
+    values = (attributes.country, attributes.subscription_tier, attributes.language, e.is_late)
+    part = parts.get(values)
+    if part is None:
+        more = attributes.enrichment_fields()
+        more["is_late"] = e.is_late
+        part = parts[values] = b"," + orjson.dumps(more)[1:-1]
+    if event.received_at is not None:
+        return encode_event(event)[:-1] + part + b"}"
+    received_at = {"received_at": datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)}
+    return encode_event(event)[:-1] + part + b"," + orjson.dumps(received_at, option=orjson.OPT_UTC_Z)[1:]
 
 
 class DeliveryError(RuntimeError):
@@ -69,15 +102,17 @@ RETRYABLE = (redis.RedisError, KafkaException, DeliveryError, BufferError)
 
 @dataclass(slots=True)
 class _InFlight:
-    """A batch whose Redis writes run in the worker thread."""
+    """A batch on its way: phase one queued (``first``), then phase two queued (``second``) and its
+    enriched records produced, then completed (Kafka confirmed, offsets stored)."""
 
     batch: DecodedBatch
     began: float
-    phase_one_done: threading.Event = field(default_factory=threading.Event)
-    attributes: dict[str, UserAttributes] | None = None
+    first: Future[tuple[dict[str, UserAttributes], int]]
+    second: Future[tuple[dict[str, list[CountedEvent]], float]] | None = None
+    attributes: dict[str, UserAttributes] = field(default_factory=dict)
     duplicates: int = 0
-    written_at: float = 0.0
-    future: Future[dict[str, list[CountedEvent]]] | None = None
+    produced: bool = False
+    error: Exception | None = None
 
 
 @dataclass(slots=True)
@@ -136,8 +171,9 @@ class RealtimeConsumer:
         self.stats = RunStats()
         self.latencies: list[float] | None = [] if record_latencies else None
         self._stop = threading.Event()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-writer")
-        self._pending: _InFlight | None = None
+        self._redis = OrderedRedisQueue()
+        self._live_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live")
+        self._flights: list[_InFlight] = []
         self._delivery_errors: list[str] = []
         self._reset_done: set[int] = set()
         self._assigned: set[int] = set()
@@ -169,9 +205,10 @@ class RealtimeConsumer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info(
-            "revoked %s; completing the batch in flight, committing", sorted(p.partition for p in partitions)
+            "revoked %s; completing the batches in flight, committing",
+            sorted(p.partition for p in partitions),
         )
-        self._finish_pending()
+        self._progress(drain=True)
         self._commit()
         for p in partitions:
             self._assigned.discard(p.partition)
@@ -207,27 +244,29 @@ class RealtimeConsumer:
         """Process batches until ``stop()``, ``max_batches``, ``stop_when(stats)``, or no record for
         ``idle_timeout_s`` while partitions are assigned. Returns with no batch in flight.
 
-        Two batches overlap: while the worker thread writes batch N to Redis, this thread consumes and
-        decodes batch N+1; batch N then completes (enriched produce, flush, offsets) before N+1 starts.
+        Up to three batches overlap while the consumer keeps up with full batches (module docstring); a
+        batch smaller than ``batch_size`` (the consumer caught up) completes before the next consume.
         """
         last_activity = time.monotonic()
         finished_at_start = self.stats.batches
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, GIL_SWITCH_INTERVAL_S))
         try:
             while not self._stop.is_set():
                 messages = self.consumer.consume(
                     num_messages=self.batch_size, timeout=self.settings.consumer_batch_timeout_s
                 )
                 batch = decode_batch(messages, self.retention.lateness_s) if messages else None
-                if not self._finish_pending():
-                    break
                 if batch is not None and batch.records:
-                    self._pending = self._start(batch)
+                    self._flights.append(self._launch(batch))
                     last_activity = time.monotonic()
-                elif batch is None:
-                    self.live.maybe_publish()
+                if not self._progress(drain=len(messages) < self.batch_size):
+                    break
+                if batch is None:
+                    self._in_live_thread(self.live.maybe_publish)
                     if not self._assigned:
                         last_activity = time.monotonic()
-                done = self.stats.batches - finished_at_start + (self._pending is not None)
+                done = self.stats.batches - finished_at_start + len(self._flights)
                 if max_batches is not None and done >= max_batches:
                     break
                 if stop_when is not None and stop_when(self._projected_stats()):
@@ -235,64 +274,111 @@ class RealtimeConsumer:
                 if idle_timeout_s is not None and time.monotonic() - last_activity > idle_timeout_s:
                     break
         finally:
-            self._finish_pending()
+            try:
+                self._progress(drain=True)
+                self._live_thread.submit(lambda: None).result()
+            finally:
+                sys.setswitchinterval(switch_interval)
         return self.stats
 
     def _projected_stats(self) -> RunStats:
-        """The stats as they will be once the batch in flight completes (for ``stop_when``)."""
-        if self._pending is None:
+        """The stats as they will be once the batches in flight complete (for ``stop_when``)."""
+        if not self._flights:
             return self.stats
         projected = copy.copy(self.stats)
-        projected.records += self._pending.batch.records
+        projected.records += sum(f.batch.records for f in self._flights)
         return projected
 
-    def _start(self, batch: DecodedBatch) -> _InFlight:
-        flight = _InFlight(batch, time.monotonic())
-        flight.future = self._worker.submit(self._redis_job, flight)
-        return flight
+    def _launch(self, batch: DecodedBatch) -> _InFlight:
+        """Queue the attribute look-up and phase one (planned here, run by the Redis thread)."""
+        events = batch.events
+        calls = self.writer.plan_phase_one(events)
 
-    def _redis_job(self, flight: _InFlight) -> dict[str, list[CountedEvent]]:
-        """Worker thread: attributes, phase one (then signal), phase two."""
-        events = flight.batch.events
-        flight.attributes = self.enricher.lookup(e.event.user_id for e in events)
-        flight.duplicates = self.writer.phase_one(events)
-        flight.phase_one_done.set()
-        applied = self.writer.phase_two([e for e in events if e.first])
-        flight.written_at = time.time()
-        return applied
+        def phase_one() -> tuple[dict[str, UserAttributes], int]:
+            attributes = self.enricher.lookup(e.event.user_id for e in events)
+            return attributes, self.writer.phase_one_result(calls, self.writer.execute(calls))
 
-    def _finish_pending(self) -> bool:
-        """Complete the batch in flight; False when asked to stop before it succeeded."""
-        flight, self._pending = self._pending, None
-        if flight is None:
-            return True
+        return _InFlight(batch, time.monotonic(), self._redis.submit(phase_one))
+
+    def _advance(self, flight: _InFlight) -> None:
+        """Plan phase two for the whole batch, wait for phase one, drop the duplicates it found, queue
+        phase two. A failure is kept in ``flight.error`` (the batch is retried when it completes)."""
+        try:
+            calls = self.writer.plan_phase_two(flight.batch.events)
+            flight.attributes, flight.duplicates = flight.first.result()
+            if flight.duplicates:
+                calls = without_duplicates(calls)
+
+            def phase_two() -> tuple[dict[str, list[CountedEvent]], float]:
+                applied = self.writer.phase_two_result(calls, self.writer.execute(calls))
+                return applied, time.time()
+
+            flight.second = self._redis.submit(phase_two)
+        except RETRYABLE as exc:
+            flight.error = exc
+
+    def _produce_flight(self, flight: _InFlight) -> None:
+        if flight.produced or flight.error is not None or flight.second is None:
+            return
+        try:
+            self._produce_batch(flight.batch, flight.attributes)
+            flight.produced = True
+        except RETRYABLE as exc:
+            flight.error = exc
+
+    def _progress(self, drain: bool) -> bool:
+        """Move the batches in flight along; False when asked to stop while a batch failed.
+
+        Not draining: every batch but the newest gets its phase two queued, every batch but the newest
+        two completes, then the second newest produces its enriched records (so a flush only ever
+        waits for the batch it completes). Draining: every batch completes, in order.
+        """
+        flights = self._flights
+        for flight in flights[: len(flights) if drain else len(flights) - 1]:
+            if flight.second is None and flight.error is None:
+                self._advance(flight)
+        keep = 0 if drain else 2
+        while len(self._flights) > keep:
+            flight = self._flights.pop(0)
+            outcome = self._finish(flight)
+            if outcome is None:
+                self._flights.clear()  # their offsets stay unstored; a restart replays them
+                return False
+            if outcome is False:  # retried: complete every later batch too before new Redis work
+                keep = 0
+        if keep == 0 and self._redis.failed:
+            self._redis.reset()
+        for flight in self._flights:
+            self._produce_flight(flight)
+        return True
+
+    def _finish(self, flight: _InFlight) -> bool | None:
+        """Complete the oldest batch in flight: True, False when it had to be retried, None when asked
+        to stop before its retry succeeded."""
+        retried = False
         result: ApplyResult | None
         try:
-            result = self._complete(flight)
+            if flight.second is None and flight.error is None:
+                self._advance(flight)
+            self._produce_flight(flight)
+            if flight.error is not None:
+                raise flight.error
+            assert flight.second is not None
+            applied_clicks, written_at = flight.second.result()
+            result = self._acknowledged(
+                flight.batch, ApplyResult(flight.duplicates, applied_clicks), written_at
+            )
         except RETRYABLE as exc:
             self._count_failure(exc, 1)
+            self._redis.wait_idle()
+            retried = True
             result = self._retry(flight.batch)
             if result is None:
-                return False
+                return None
         self._store_offsets(flight.batch.next_offsets)
         self._account(flight.batch, result, time.monotonic() - flight.began)
         self._after_batch(flight.batch, result)
-        return True
-
-    def _complete(self, flight: _InFlight) -> ApplyResult:
-        """Produce the enriched records once phase one marked duplicates (phase two still runs in the
-        worker), then wait for Redis and for Kafka's acknowledgements."""
-        while not flight.phase_one_done.wait(0.05):
-            if flight.future is not None and flight.future.done():
-                break
-        assert flight.future is not None
-        if not flight.phase_one_done.is_set():
-            flight.future.result()  # raises the worker's error
-        self._produce_batch(flight.batch, flight.attributes or {})
-        applied_clicks = flight.future.result()
-        return self._acknowledged(
-            flight.batch, ApplyResult(flight.duplicates, applied_clicks), flight.written_at
-        )
+        return not retried
 
     def _retry(self, batch: DecodedBatch) -> ApplyResult | None:
         """Run the whole batch again in this thread until it succeeds (every step is idempotent or
@@ -324,12 +410,14 @@ class RealtimeConsumer:
 
     def _produce_batch(self, batch: DecodedBatch, attributes: Mapping[str, UserAttributes]) -> None:
         self._delivery_errors.clear()
+        parts: dict[tuple[Any, ...], bytes] = {}
+        topic = self.settings.topic_enriched
         for e in batch.events:
             if not e.first:
                 continue
             self._produce(
-                self.settings.topic_enriched,
-                value=enriched_json(e, attributes.get(e.event.user_id)),
+                topic,
+                value=enriched_json(e, attributes.get(e.event.user_id), parts),
                 key=e.event.user_id.encode(),
                 timestamp=e.timestamp_ms,
             )
@@ -433,14 +521,32 @@ class RealtimeConsumer:
             behind = max(0, high - next_offset)
             lag[f"{self.topic}:{partition}"] = behind
             metrics.LAG.labels(self.group, self.topic, str(partition)).set(behind)
-        self.live.set_lag(lag)
+        self._in_live_thread(self.live.set_lag, lag)
 
     def _after_batch(self, batch: DecodedBatch, result: ApplyResult) -> None:
-        self.live.record(batch.events)
+        """Live updates and user click hooks, in the live thread (batch order), so that this thread
+        does not wait for their Redis replies queued behind the Lua calls."""
+        self._in_live_thread(self._live_updates, batch.events, result.applied_clicks)
+
+    def _in_live_thread(self, job: Callable[..., object], *args: Any) -> None:
+        """Run ``job`` in the live thread; its failures are logged (live updates never stop counting)."""
+
+        def logged() -> None:
+            try:
+                job(*args)
+            except Exception:
+                logger.exception("live update %r failed", job)
+
+        self._live_thread.submit(logged)
+
+    def _live_updates(
+        self, events: list[CountedEvent], applied_clicks: dict[str, list[CountedEvent]]
+    ) -> None:
+        self.live.record(events)
         self.live.maybe_publish()
-        if not result.applied_clicks:
+        if not applied_clicks:
             return
-        clicks = user_clicks(result.applied_clicks)
+        clicks = user_clicks(applied_clicks)
         for hook in self.user_click_hooks:
             try:
                 hook(clicks)
@@ -453,7 +559,8 @@ class RealtimeConsumer:
             self._commit()
             self.consumer.close()
         finally:
-            self._worker.shutdown(wait=True)
+            self._redis.shutdown()
+            self._live_thread.shutdown(wait=True)
             self.producer.flush(FLUSH_TIMEOUT_S)
             if self._owns_router:
                 self.router.close()

@@ -49,9 +49,9 @@ KIND_CODES = {"click": "c", "impression": "i", "conversion": "v"}
 ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "g", "w", "gw", "u"
 
 
-# One event's arguments for one group (video, user or {global}): (base key, args, member or None).
+# One event's arguments for one group (video, user or {global}): (base key, args, the event).
 # Plain tuples: a batch builds about three per event.
-_Row = tuple[str, list[Any], CountedEvent | None]
+_Row = tuple[str, list[Any], CountedEvent]
 
 
 @dataclass(slots=True)
@@ -150,8 +150,13 @@ class StateWriter:
     def phase_one(self, events: list[CountedEvent]) -> int:
         """Dedupe by event_id and apply the per-video live counters (and the video windows when they
         share the Redis); returns the number of duplicates. ``phase_two`` takes the first occurrences."""
+        calls = self.plan_phase_one(events)
+        return self.phase_one_result(calls, self.execute(calls))
+
+    def plan_phase_one(self, events: list[CountedEvent]) -> list[_Call]:
+        """The calls of ``phase_one`` (no I/O): ``execute`` runs them, ``phase_one_result`` reads them."""
         if not events:
-            return 0
+            return []
         video = self.keyspace.video
         merged = self.merged_windows
         rows: list[_Row] = []
@@ -164,9 +169,10 @@ class StateWriter:
                 KIND_CODES[ev.event_type],
                 ev.button_id or "",
                 e.compact_id,
-                int(e.event_time_s // SEEN_BUCKET_S),
+                str(int(e.event_time_s // SEEN_BUCKET_S)),
                 1 if e.is_late else 0,
                 ev.user_id,
+                f"{e.partition}:{e.offset}",
             ]
             if merged and not e.is_late:
                 args += bucket_names(e.event_time_s)
@@ -174,10 +180,14 @@ class StateWriter:
         header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
         if merged:
             header.update(self._windows_header, win=True)
-        calls = self._calls(Family.LIVE, "live", ROLE_VIDEOS, "v", rows, header)
+        return self._calls(Family.LIVE, "live", ROLE_VIDEOS, "v", rows, header)
+
+    @staticmethod
+    def phase_one_result(calls: list[_Call], replies: list[Any]) -> int:
+        """Marks duplicates (``first = False``) from phase one's replies; returns how many."""
         duplicates = 0
-        for call, replies in zip(calls, self._execute(calls), strict=True):
-            for group, flags in zip(call.groups, replies, strict=True):
+        for call, reply in zip(calls, replies, strict=True):
+            for group, flags in zip(call.groups, reply, strict=True):
                 for member, flag in zip(group.members, flags, strict=True):
                     member.first = flag == "1"
                     duplicates += not member.first
@@ -187,8 +197,14 @@ class StateWriter:
         """Global live counters (and global windows), profiles, and the video windows when they live on
         their own Redis, for first occurrences; returns, per user, the clicks applied now (not by an
         earlier run of the same offsets)."""
+        calls = self.plan_phase_two(events)
+        return self.phase_two_result(calls, self.execute(calls))
+
+    def plan_phase_two(self, events: list[CountedEvent]) -> list[_Call]:
+        """The calls of ``phase_two`` for ``events`` (no I/O). The consumer plans them for the whole
+        batch while phase one runs, then drops the duplicates phase one found (``without_duplicates``)."""
         if not events:
-            return {}
+            return []
         ks = self.keyspace
         user = ks.user
         merged = self.merged_windows
@@ -207,7 +223,7 @@ class StateWriter:
             slot = "" if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
             trend_time = min(t, e.timestamp_ms / 1000)
             args: list[Any] = [p, o, kind, button, surface, slot, ev.video_id, trend_time]
-            global_rows.append((global_key, args, None))
+            global_rows.append((global_key, args, e))
             user_rows.append((user(ev.user_id), [p, o, kind, button, ev.video_id, round(t * 1000)], e))
             if e.is_late:
                 args.append(1)
@@ -218,8 +234,8 @@ class StateWriter:
                 continue
             args.append(0)
             window_args = [p, o, kind, button, minute, hour, day, ev.user_id]
-            window_rows.append((ks.video(ev.video_id), window_args, None))
-            global_window_rows.append((global_key, [p, o, kind, button, surface, slot, hour], None))
+            window_rows.append((ks.video(ev.video_id), window_args, e))
+            global_window_rows.append((global_key, [p, o, kind, button, surface, slot, hour], e))
 
         live_header: dict[str, Any] = {
             "weights": self._weights,
@@ -233,7 +249,7 @@ class StateWriter:
             live_header.update(self._windows_header, win=True)
         profile_header = {"profile_ttl": self.retention.profile_s, "recent_cap": self._recent_cap}
         windows_header = self._windows_header
-        calls = [
+        return [
             *self._calls(Family.LIVE, "live", ROLE_GLOBAL, "g", global_rows, live_header),
             *self._calls(Family.PROFILES, "profile", ROLE_USERS, "u", user_rows, profile_header),
             *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, "v", window_rows, windows_header),
@@ -241,7 +257,10 @@ class StateWriter:
                 Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, "g", global_window_rows, windows_header
             ),
         ]
-        replies = self._execute(calls)
+
+    @staticmethod
+    def phase_two_result(calls: list[_Call], replies: list[Any]) -> dict[str, list[CountedEvent]]:
+        """Per user, the clicks phase two applied now (from the profile script's replies)."""
         applied: dict[str, list[CountedEvent]] = {}
         for call, reply in zip(calls, replies, strict=True):
             if call.script != "profile":
@@ -282,7 +301,7 @@ class StateWriter:
             for i in range(0, len(rows), size)
         ]
 
-    def _execute(self, calls: list[_Call]) -> list[Any]:
+    def execute(self, calls: list[_Call]) -> list[Any]:
         """Run the calls, one pipeline per client; reload the scripts once if a server lost them."""
         by_client: dict[int, list[int]] = defaultdict(list)
         for index, call in enumerate(calls):
@@ -327,6 +346,24 @@ def _groups(rows: list[_Row], kind: str) -> list[_Group]:
         if group is None:
             group = groups[base_key] = _Group(base_key, kind)
         group.events.append(args)
-        if member is not None:
-            group.members.append(member)
+        group.members.append(member)
     return list(groups.values())
+
+
+def without_duplicates(calls: list[_Call]) -> list[_Call]:
+    """Phase two's calls planned for a whole batch, less the events phase one marked as duplicates
+    (groups and calls left empty are dropped)."""
+    kept: list[_Call] = []
+    for call in calls:
+        groups = []
+        for group in call.groups:
+            if not all(m.first for m in group.members):
+                pairs = [(a, m) for a, m in zip(group.events, group.members, strict=True) if m.first]
+                group.events = [a for a, _m in pairs]
+                group.members = [m for _a, m in pairs]
+            if group.events:
+                groups.append(group)
+        if groups:
+            call.groups = groups
+            kept.append(call)
+    return kept

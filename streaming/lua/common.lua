@@ -6,6 +6,19 @@ local req = cmsgpack.unpack(ARGV[1])
 local topic = req.topic
 local METRIC = {c = 'clicks', i = 'impressions', v = 'conversions'}
 
+-- Integers as command arguments: redis.call would format each number argument with sprintf (as
+-- would tostring), which costs more than the rest of a call's argument handling; each distinct value
+-- (increments, TTLs) is formatted once per call instead. Integers only.
+local int_text = {}
+local function int(n)
+  local s = int_text[n]
+  if s == nil then
+    s = string.format('%d', n)
+    int_text[n] = s
+  end
+  return s
+end
+
 local function add(t, k, n)
   t[k] = (t[k] or 0) + n
 end
@@ -21,7 +34,7 @@ end
 
 local function hincr_all(key, fields)
   for field, n in pairs(fields) do
-    redis.call('HINCRBY', key, field, n)
+    redis.call('HINCRBY', key, field, int(n))
   end
 end
 
@@ -141,18 +154,18 @@ local function WindowWriter()
     for key, c in pairs(counters) do
       local created = false
       for field, n in pairs(c.fields) do
-        local total = redis.call('HINCRBY', key, field, n)
+        local total = redis.call('HINCRBY', key, field, int(n))
         if not created and total == n then
           created = true
         end
       end
       if created then
-        redis.call('EXPIRE', key, c.ttl)
+        redis.call('EXPIRE', key, int(c.ttl))
       end
     end
     for key, h in pairs(hlls) do
       pfadd_all(key, keys_of(h.members))
-      redis.call('EXPIRE', key, h.ttl)
+      redis.call('EXPIRE', key, int(h.ttl))
     end
     counters, hlls = {}, {}
   end

@@ -2,9 +2,10 @@
 -- (windows family on the same Redis: same call, same watermark). KEYS: group base keys, then the
 -- call's watermark key.
 -- Group kind 'v' (phase 1, per video): event_id dedupe, totals, clicks per button, late count,
---   all-time uniques. Event: {partition, offset, kind, button, event_id, event_hour, late, user_id
---   [, minute, hour, day]} (event_hour = hours since the epoch of event_time: a re-sent event has the
---   same event_time).
+--   all-time uniques. Event: {partition, offset, kind, button, event_id, event_hour, late, user_id,
+--   position [, minute, hour, day]} (event_hour = hours since the epoch of event_time, as a string: a
+--   re-sent event has the same event_time; position = "<partition>:<offset>", the seen-set's value.
+--   Both come as strings: Lua's number-to-string conversion costs more than the rest of the concat).
 --   Returns one character per event: '1' first occurrence (counted now or already counted by an
 --   earlier run of the same offset), '0' duplicate event_id from another offset.
 -- Group kind 'g' (phase 2, the {global} slot): global totals, CTR counters per button / surface /
@@ -17,8 +18,8 @@ local function video(base, events)
   local seen_prefix = base .. '${seen}'
   local counts, users, touched, flags = {}, {}, {}, {}
   for i, e in ipairs(events) do
-    local p, o, kind, button, eid, hour, late, user = e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]
-    local position = p .. ':' .. o
+    local p, o, kind, button, eid, hour, late, user, position =
+      e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]
     local seen_key = seen_prefix .. hour
     local first = true
     if redis.call('HSETNX', seen_key, eid, position) == 1 then
@@ -36,7 +37,7 @@ local function video(base, events)
         if late == 1 then
           add(counts, 'late', 1)
         elseif req.win then
-          windows.video(base, kind, button, e[9], e[10], e[11], user)
+          windows.video(base, kind, button, e[10], e[11], e[12], user)
         end
         users[user] = true
       end
@@ -45,7 +46,7 @@ local function video(base, events)
     end
   end
   for seen_key in pairs(touched) do
-    redis.call('EXPIRE', seen_key, req.seen_ttl)
+    redis.call('EXPIRE', seen_key, int(req.seen_ttl))
   end
   hincr_all(base .. '${totals}', counts)
   pfadd_all(base .. '${uniq}', keys_of(users))

@@ -41,12 +41,12 @@ local function user(base, events)
   if last_video ~= nil then
     redis.call('HSET', profile_key, 'last_seen_ms', string.format('%d', last_seen), 'last_video', last_video)
   end
-  redis.call('EXPIRE', profile_key, req.profile_ttl)
+  redis.call('EXPIRE', profile_key, int(req.profile_ttl))
   local recent = keys_of(last_index)
   if #recent > 0 then
     table.sort(recent, function(a, b) return last_index[a] < last_index[b] end)
     for _, video_id in ipairs(recent) do
-      redis.call('LREM', recent_key, 0, video_id)
+      redis.call('LREM', recent_key, '0', video_id)
     end
     local length = 0
     local i = 1
@@ -58,7 +58,7 @@ local function user(base, events)
     if length > req.recent_cap then
       redis.call('LTRIM', recent_key, 0, req.recent_cap - 1)
     end
-    redis.call('EXPIRE', recent_key, req.profile_ttl)
+    redis.call('EXPIRE', recent_key, int(req.profile_ttl))
   end
   return table.concat(flags)
 end

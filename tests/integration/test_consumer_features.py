@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from prometheus_client import REGISTRY
 
 from clickpulse.settings import Settings
@@ -194,6 +195,39 @@ def test_batches_kafka_did_not_confirm_are_retried_without_double_counts(private
     finally:
         consumer.close()
     assert consumer.stats.retries == 3 and consumer.stats.batches > 8
+    assert compare(router, ks, expected) == []
+    enriched = read_topic(private.kafka_bootstrap_servers, private.topic_enriched, expected.valid)
+    assert {orjson.loads(m.value())["event_id"] for m in enriched} == {
+        e["event_id"] for e in expected.first_events
+    }
+    router.close()
+
+
+def test_redis_failures_while_batches_overlap_count_every_event_once(private: Settings) -> None:
+    """Redis calls fail while later batches' calls are queued behind them (full batches, so phase one of
+    the next batch is queued before this one's phase two): nothing queued after a failure runs, every
+    batch in flight is retried in order, and the counts still equal the truth."""
+    records, expected, router, ks = _overlap_run(private, seed=23)
+    consumer = RealtimeConsumer(private, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=200)
+    execute = consumer.writer.execute
+    calls = itertools.count(1)
+    failed: list[int] = []
+
+    def flaky(batch_calls: list[Any]) -> list[Any]:
+        n = next(calls)
+        if n in {6, 7, 15, 22}:  # 7: the first retry of the batch that failed at 6 fails too
+            failed.append(n)
+            raise redis.ConnectionError(f"injected failure of Redis call {n}")
+        return execute(batch_calls)
+
+    consumer.writer.execute = flaky  # type: ignore[method-assign,assignment]
+    try:
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        consumer.close()
+    assert failed == [6, 7, 15, 22]
+    # Every failed call retries its batch; so does every batch whose queued call was refused after it.
+    assert consumer.stats.retries >= len(failed) and consumer.stats.batches > 10
     assert compare(router, ks, expected) == []
     enriched = read_topic(private.kafka_bootstrap_servers, private.topic_enriched, expected.valid)
     assert {orjson.loads(m.value())["event_id"] for m in enriched} == {
