@@ -140,9 +140,6 @@ class SharedLists:
             self._lists.clear()
         self._lists[key] = items
 
-    def __len__(self) -> int:
-        return len(self._lists)
-
 
 class RecommendationReader:
     """Serving-side reads for the API and the next-up push; one instance per process."""
@@ -259,7 +256,8 @@ class RecommendationReader:
 
         second = _Round()
         late_at: dict[str, int] = {}  # list key -> reply index in round 2
-        shared = self.shared_lists
+        known: dict[str, list[tuple[str, float]]] = {}  # taken from the shared lists now: other requests
+        shared = self.shared_lists  # may empty them while round 2 runs
         for user_id, version, _arm, recent in plans:
             if version is None:
                 continue
@@ -268,17 +266,21 @@ class RecommendationReader:
             if not trending:
                 wanted.append(ks.recs_popular(version))
             for key in wanted:
-                if key not in early_at and key not in late_at and shared.get(key) is None:
+                if key in early_at or key in late_at or key in known:
+                    continue
+                cached = shared.get(key)
+                if cached is None:
                     late_at[key] = second.add(Family.RECS, "GET", key)
+                else:
+                    known[key] = cached
         data = (yield second) if late_at else []
 
         def read(key: str, version: str, share: bool = True) -> list[tuple[str, float]]:
             """The list at ``key``: from round 1, the shared lists, or round 2 (then shared if ``share``)."""
             if key in early_at:
                 return _items(replies[early_at[key]], version)
-            cached = shared.get(key)
-            if cached is not None:
-                return cached
+            if key in known:
+                return known[key]
             items = _items(data[late_at[key]], version)
             if share and items:
                 shared.put(key, items)

@@ -272,3 +272,37 @@ def test_one_round_when_the_pointer_holds_and_the_shared_lists_are_known(env: En
         ("m-2:alice", 1, "m-2"),
         ("rollback:alice", 2, "m-1"),  # round 1 read alice's list under m-2; m-1's neighbours still known
     ]
+
+
+def test_concurrent_requests_survive_the_shared_lists_being_emptied(env: Env, redis_url: str) -> None:
+    """A shared-lists table of one entry empties on almost every store; requests interleaved on one event
+    loop still answer what a fresh reader answers (each takes what it found when it planned its round)."""
+    import asyncio
+
+    from streaming.multiplexed_redis import MultiplexedRedis
+    from streaming.recommendations.reader import SharedLists
+    from streaming.redis_conn import Family
+
+    env.redis.rpush(env.keyspace.user_recent("alice"), "w1", "w2")
+    env.redis.rpush(env.keyspace.user_recent("bob"), "w2", "b1")
+    env.redis.rpush(env.keyspace.user_recent("carol"), "b1", "w1")
+    publish_small(env.store, "m-1")
+    reader = RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings)
+    reader.shared_lists = SharedLists(max_entries=1)
+    users = ["alice", "bob", "carol", "newcomer"] * 10
+    expected = {
+        user: RecommendationReader.from_settings(RedisRouter.single(env.redis), env.settings).recommend(
+            user, 5
+        )
+        for user in set(users)
+    }
+
+    async def many() -> list[Any]:
+        client = MultiplexedRedis.from_url(redis_url)
+        clients = {family: client for family in Family}
+        try:
+            return list(await asyncio.gather(*(reader.recommend_async(u, 5, clients) for u in users)))
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(many()) == [expected[u] for u in users]
