@@ -1,13 +1,15 @@
-"""Read what a request (or a next-up push) needs from Redis in two round trips, then blend.
+"""Read what a request (or a next-up push) needs from Redis in at most two round trips, then blend.
 
 One plan (``RecommendationReader._plan``, a generator that yields each round and receives its replies)
 serves two drivers: ``recommend_many`` on the sync clients (next-up push, CLI) and ``recommend_async`` on
 asyncio clients (the API, on its event loop).
 
 Round 1: the version pointer (one MGET in the ``{recs}`` slot), each user's recent clicks (the
-consumer's ``user_recent`` lists) and the live trending top. Round 2, under the version resolved in
-round 1: each user's precomputed list, the similar-items lists of their recent clicks and the version's
-popular list. A version is resolved once per call and every list is read under it, so a response never
+consumer's ``user_recent`` lists), the live trending top, and each user's list under the version the
+last pointer seen would serve. Round 2, under the version resolved in round 1, whatever is still
+missing: the user's list if the pointer moved, the similar-items lists of their recent clicks and the
+version's popular list when not already held (``SharedLists``); skipped when nothing is. A version is
+resolved once per call and every list is read under it, so a response never
 mixes two versions, even while a new one is being published.
 
 A/B split: with ``ab_share`` > 0, a stable hash of the user id sends that share of users to the previous
