@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from clickpulse.settings import Settings
+from streaming.multiplexed_redis import flat_pairs
 from streaming.redis_conn import Family, RedisClient, RedisRouter, as_router
 
 logger = logging.getLogger(__name__)
@@ -375,11 +376,6 @@ def hour_name(epoch_s: float) -> str:
 
 
 # Readers: the API, the dashboard and the reconciliation check use these.
-def _hash(reply: Any) -> dict[str, str]:
-    """A HGETALL reply as str -> str (clients are built with decode_responses=True)."""
-    return {str(k): str(v) for k, v in (reply or {}).items()}
-
-
 def _int(value: Any) -> int:
     return int(value) if value not in (None, "", b"") else 0
 
@@ -555,8 +551,8 @@ def read_ctr(
     ks = keyspace or Keyspace()
     router = as_router(redis)
     if hour is None:
-        return _parse_ctr(_hash(router.client(Family.LIVE).hgetall(ks.ctr(dimension))))
-    return _parse_ctr(_hash(router.client(Family.WINDOWS).hgetall(ks.ctr_hour(dimension, hour))))
+        return _parse_ctr(flat_pairs(router.client(Family.LIVE).hgetall(ks.ctr(dimension))))
+    return _parse_ctr(flat_pairs(router.client(Family.WINDOWS).hgetall(ks.ctr_hour(dimension, hour))))
 
 
 def slot_value(model_version: str | None, rec_slot: int | None) -> str:
@@ -641,7 +637,7 @@ def read_video_metadata(
     redis: RedisClient | RedisRouter, video_id: str, *, keyspace: Keyspace | None = None
 ) -> dict[str, str]:
     ks = keyspace or Keyspace()
-    return _hash(as_router(redis).client(Family.VIDEOS).hgetall(ks.video_metadata(video_id)))
+    return flat_pairs(as_router(redis).client(Family.VIDEOS).hgetall(ks.video_metadata(video_id)))
 
 
 def _write_hashes(
