@@ -110,16 +110,21 @@ def test_stack_renders_role_users_and_disables_the_default_user(acl: Settings) -
     assert client(acl, Role.ADMIN).ping()
 
 
-def test_consumer_role_runs_the_lua_batch_and_cannot_write_recommendations(
-    acl: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
-) -> None:
-    own = acl.model_copy(
+def with_own_topics(acl: Settings, new_topic: Callable[..., str]) -> Settings:
+    """``acl`` with this test's own raw (2 partitions), enriched (2) and dead-letter topics."""
+    return acl.model_copy(
         update={
             "topic_raw": new_topic("raw", 2),
             "topic_enriched": new_topic("enriched", 2),
             "topic_dlq": new_topic("dlq", 1),
         }
     )
+
+
+def test_consumer_role_runs_the_lua_batch_and_cannot_write_recommendations(
+    acl: Settings, new_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> None:
+    own = with_own_topics(acl, new_topic)
     ks = Keyspace.from_settings(own)
     records, _ = simulated(600, seed=3, users=40, videos=12)
     records += handmade(60, 3, now_ms(), own.allowed_lateness_minutes * 60)
@@ -170,13 +175,7 @@ def test_consumer_command_logs_in_as_the_consumer_role_with_its_hooks(
 ) -> None:
     """`clickpulse consumer` (what `make demo` starts) resolves the consumer's credentials itself, and its
     per-user hooks (clicks and next-up on live:user:*) stay within the role: ACL LOG stays empty."""
-    own = acl.model_copy(
-        update={
-            "topic_raw": new_topic("raw", 2),
-            "topic_enriched": new_topic("enriched", 2),
-            "topic_dlq": new_topic("dlq", 1),
-        }
-    )
+    own = with_own_topics(acl, new_topic)
     ks = Keyspace.from_settings(own)
     records = handmade(150, 5, now_ms(), own.allowed_lateness_minutes * 60)
     produce(own.kafka_bootstrap_servers, own.topic_raw, records)
