@@ -3,8 +3,8 @@
 The stats and recommendations routes need one or two round trips each. Through redis-py's asyncio
 client a round trip cost the API 120-250 µs of CPU (connection pool check-out and check-in, a timeout
 task per read, response callbacks), as much as a whole constant HTTP answer. Here every request of the
-process shares one connection: a round's commands are encoded and written at once, each waits on a
-future, and a hiredis reader hands the replies out in order (Redis answers a connection in order).
+process shares one connection: a round's commands are encoded and written at once, the round waits on
+one future, and a hiredis reader hands the replies out in order (Redis answers a connection in order).
 The same round costs 35-60 µs (README "How it reads Redis"), and the rounds of all the requests one turn
 of the event loop serves leave in one write.
 
@@ -56,22 +56,54 @@ def encode_command(args: Command) -> bytes:
     return b"".join(parts)
 
 
-class _Protocol(asyncio.Protocol):
-    """Feeds what Redis sends to a hiredis reader and resolves the waiting futures in order."""
+class _Pending:
+    """A round waiting for its replies: one future for all of them, resolved with the list."""
 
-    def __init__(self) -> None:
+    __slots__ = ("count", "deadline", "future", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, deadline: float) -> None:
+        self.future = future
+        self.count = count
+        self.deadline = deadline
+        self.replies: list[Any] = []
+
+
+class _Protocol(asyncio.Protocol):
+    """Feeds what Redis sends to a hiredis reader and resolves the waiting rounds in order.
+
+    One watchdog timer per connection (not one per round) fails the connection when the oldest round
+    waits longer than ``timeout_s``."""
+
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
-        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.waiting: collections.deque[_Pending] = collections.deque()
         self.transport: Any = None  # asyncio's Transport or uvloop's (which does not subclass it)
         self.closed = False
         self.outgoing: list[bytes] = []  # rounds written during this turn of the event loop
+        self.timeout_s = timeout_s
+        self._watchdog: asyncio.TimerHandle | None = None
 
-    def send(self, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
-        """Queue a round; the rounds of one event-loop turn leave in one write (one system call for
-        all the requests being served, instead of one each)."""
+    def send(self, data: bytes, count: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[Any]]:
+        """Queue a round of ``count`` commands; the future gets their replies. The rounds of one
+        event-loop turn leave in one write (one system call for all the requests being served)."""
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self.waiting.append(_Pending(future, count, loop.time() + self.timeout_s))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self.timeout_s, self._check, loop)
         if not self.outgoing:
             loop.call_soon(self._flush)
         self.outgoing.append(data)
+        return future
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._watchdog = None
+        if not self.waiting or self.closed:
+            return
+        overdue = loop.time() - self.waiting[0].deadline
+        if overdue >= 0:
+            self.fail(RedisTimeoutError(f"Redis did not answer within {self.timeout_s:g} s"))
+        else:
+            self._watchdog = loop.call_later(-overdue, self._check, loop)
 
     def _flush(self) -> None:
         data = b"".join(self.outgoing)
@@ -93,9 +125,12 @@ class _Protocol(asyncio.Protocol):
             if not waiting:  # nobody asked: the stream is out of step, start over
                 self.fail(RedisConnectionError("Redis sent a reply nobody waited for"))
                 return
-            future = waiting.popleft()
-            if not future.done():  # a cancelled request still consumes its reply
-                future.set_result(reply)
+            pending = waiting[0]
+            pending.replies.append(reply)
+            if len(pending.replies) == pending.count:
+                waiting.popleft()
+                if not pending.future.done():  # a cancelled request still consumes its replies
+                    pending.future.set_result(pending.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -109,8 +144,11 @@ class _Protocol(asyncio.Protocol):
             self.transport.abort()
 
     def _fail_waiting(self, exc: Exception) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         while self.waiting:
-            future = self.waiting.popleft()
+            future = self.waiting.popleft().future
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # retrieved: no warning when the request was cancelled
@@ -173,7 +211,8 @@ class MultiplexedRedis:
         loop = asyncio.get_running_loop()
         try:
             _transport, protocol = await asyncio.wait_for(
-                loop.create_connection(_Protocol, self.host, self.port), CONNECT_TIMEOUT_S
+                loop.create_connection(lambda: _Protocol(self.timeout_s), self.host, self.port),
+                CONNECT_TIMEOUT_S,
             )
         except (OSError, TimeoutError) as exc:  # builtin TimeoutError: wait_for's
             raise RedisConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: {exc}") from exc
@@ -191,19 +230,9 @@ class MultiplexedRedis:
         return protocol
 
     async def _send(self, protocol: _Protocol, commands: Sequence[Command]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in commands]
-        protocol.waiting.extend(futures)
-        protocol.send(b"".join([encode_command(c) for c in commands]), loop)
-        timer = loop.call_later(
-            self.timeout_s,
-            protocol.fail,
-            RedisTimeoutError(f"Redis did not answer within {self.timeout_s:g} s"),
-        )
-        try:
-            return [_raised(await future) for future in futures]
-        finally:
-            timer.cancel()
+        data = b"".join([encode_command(c) for c in commands])
+        replies = await protocol.send(data, len(commands), asyncio.get_running_loop())
+        return [_raised(reply) for reply in replies]
 
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
         """Send the commands in one write; their replies in order. The first error reply raises."""

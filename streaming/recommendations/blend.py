@@ -14,10 +14,9 @@ unit test can pin every rule:
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 REASON_PERSONAL: Final = "recommended for you"
 REASON_POPULAR: Final = "popular now"
@@ -38,8 +37,7 @@ class BlendWeights:
     anchors: int = 5  # recent clicks whose neighbours are blended in
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredItem:
+class ScoredItem(NamedTuple):
     video_id: str
     score: float
     reason: str
@@ -48,10 +46,50 @@ class ScoredItem:
         return {"video_id": self.video_id, "score": self.score, "reason": self.reason}
 
 
-def _by_rank(items: Sequence[tuple[str, float]], weight: float) -> list[tuple[str, float]]:
-    """``weight`` x (1 - rank / n): the first item ``weight``, the last ``weight / n``."""
-    n = len(items)
-    return [(video_id, weight * (1.0 - rank / n)) for rank, (video_id, _) in enumerate(items)]
+_RANK_SCALES: dict[tuple[int, float], list[float]] = {}
+
+
+def _rank_scale(n: int, weight: float) -> list[float]:
+    """``weight`` x (1 - rank / n) for rank 0..n-1: the first item ``weight``, the last ``weight / n``.
+    Kept per (n, weight): lists have a handful of lengths."""
+    scale = _RANK_SCALES.get((n, weight))
+    if scale is None:
+        if len(_RANK_SCALES) >= 4096:
+            _RANK_SCALES.clear()
+        scale = _RANK_SCALES[(n, weight)] = [weight * (1.0 - rank / n) for rank in range(n)]
+    return scale
+
+
+def _summed(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """Contributions by video: positive values only, a repeated video's values summed in order."""
+    out: dict[str, float] = {}
+    for video_id, value in pairs:
+        if value > 0:
+            out[video_id] = out.get(video_id, 0.0) + value
+    return out
+
+
+def _by_rank(items: Sequence[tuple[str, float]], weight: float) -> dict[str, float]:
+    if not items or weight <= 0:
+        return {}
+    ids = [video_id for video_id, _ in items]
+    scale = _rank_scale(len(ids), weight)
+    out = dict(zip(ids, scale, strict=True))
+    return out if len(out) == len(ids) else _summed(zip(ids, scale, strict=True))
+
+
+def relative(neighbours: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """An anchor's neighbours scaled to its best one: {video: cosine / best cosine}, positive values only,
+    a repeated video's values summed. ``blend`` takes this form too (a caller that keeps lists can keep
+    them scaled, once per list instead of once per request)."""
+    best = max((s for _, s in neighbours), default=0.0)
+    if best <= 0:
+        return {}
+    pairs = [(video_id, sim / best) for video_id, sim in neighbours]
+    out = dict(pairs)
+    if len(out) == len(pairs) and min(out.values()) > 0:
+        return out
+    return _summed(pairs)
 
 
 def blend(
@@ -59,58 +97,54 @@ def blend(
     k: int,
     precomputed: Sequence[tuple[str, float]] = (),
     recent: Sequence[str] = (),
-    similar: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+    similar: Mapping[str, Sequence[tuple[str, float]] | dict[str, float]] | None = None,
     popular: Sequence[tuple[str, float]] = (),
     watched: Collection[str] = (),
     weights: BlendWeights | None = None,
 ) -> list[ScoredItem]:
     """The top ``k`` videos for one user. ``recent`` is newest first; ``similar`` maps a video to its
-    neighbours (video, cosine) best first."""
+    neighbours (video, cosine) best first, or to ``relative(neighbours)``."""
     w = weights or BlendWeights()
     similar = similar or {}
-    excluded = set(watched)
-    excluded.update(recent)
-    # Most videos get one contribution: (source, value) until a second source adds to them, then
-    # {source: value} in the order the sources came (the order the total sums them in).
-    single: dict[str, tuple[str, float]] = {}
-    several: dict[str, dict[str, float]] = {}
-
-    def add_all(source: str, contributions: Iterable[tuple[str, float]]) -> None:
-        for video_id, value in contributions:
-            if value <= 0 or video_id in excluded:
-                continue
-            entry = single.pop(video_id, None)
-            if entry is not None:
-                if entry[0] == source:  # the same source twice: one contribution, summed
-                    single[video_id] = (source, entry[1] + value)
-                else:
-                    several[video_id] = {entry[0]: entry[1], source: value}
-                continue
-            bucket = several.get(video_id)
-            if bucket is None:
-                single[video_id] = (source, value)
-            else:
-                bucket[source] = bucket.get(source, 0.0) + value
-
-    add_all(_PERSONAL, _by_rank(precomputed, w.precomputed))
-    anchors = list(dict.fromkeys(recent))[: w.anchors]
-    for position, anchor in enumerate(anchors):
-        neighbours = similar.get(anchor) or ()
-        best = max((s for _, s in neighbours), default=0.0)
-        if best <= 0:
-            continue
+    # Each source: (name, {video: value}, factor); a contribution is factor x value. In the order the
+    # total sums them in; the reason's tie-break compares the names (the fixed two sort before any video).
+    sources: list[tuple[str, dict[str, float], float]] = [
+        (_PERSONAL, _by_rank(precomputed, w.precomputed), 1.0)
+    ]
+    for position, anchor in enumerate(list(dict.fromkeys(recent))[: w.anchors]):
+        neighbours = similar.get(anchor) or {}
+        scaled = neighbours if isinstance(neighbours, dict) else relative(neighbours)
         decay = w.realtime * w.recency_decay**position
-        add_all(anchor, [(video_id, decay * sim / best) for video_id, sim in neighbours])
-    add_all(_POPULAR, _by_rank(popular, w.popular))
+        if scaled and decay > 0:
+            sources.append((anchor, scaled, decay))
+    sources.append((_POPULAR, _by_rank(popular, w.popular), 1.0))
 
-    # best total first, ties by video id: the k smallest (-total, id) pairs (a heap: no full sort)
-    candidates = [(-value, video_id) for video_id, (_source, value) in single.items()]
-    candidates += [(-sum(bucket.values()), video_id) for video_id, bucket in several.items()]
-    ranked = heapq.nsmallest(k, candidates)
+    totals = dict(sources[0][1])  # x == 0.0 + x: the same sums as starting from zero
+    for _name, values, factor in sources[1:]:
+        get = totals.get
+        if factor == 1.0:
+            for video_id, value in values.items():
+                totals[video_id] = get(video_id, 0.0) + value
+        else:
+            for video_id, value in values.items():
+                totals[video_id] = get(video_id, 0.0) + factor * value
+    for video_id in (*watched, *recent):
+        totals.pop(video_id, None)
+
+    # best total first, ties by video id; only the totals that can be in the top k are paired and sorted
+    if len(totals) > k:
+        threshold = sorted(totals.values(), reverse=True)[k - 1]
+        ranked = sorted([(-total, video_id) for video_id, total in totals.items() if total >= threshold])[:k]
+    else:
+        ranked = sorted([(-total, video_id) for video_id, total in totals.items()])
     out = []
     for negative, video_id in ranked:
-        entry = single.get(video_id)
-        source = entry[0] if entry is not None else max((v, s) for s, v in several[video_id].items())[1]
+        largest: tuple[float, str] = (0.0, "")  # (value, source): the largest contribution
+        for name, values, factor in sources:
+            value = values.get(video_id)
+            if value is not None and (factor * value, name) > largest:
+                largest = (factor * value, name)
+        source = largest[1]
         reason = (
             REASON_PERSONAL
             if source == _PERSONAL

@@ -24,12 +24,12 @@ import hashlib
 import logging
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 from clickpulse.settings import Settings
 from streaming.keyspace import Keyspace
 from streaming.multiplexed_redis import AsyncReads
-from streaming.recommendations.blend import BlendWeights, ScoredItem, blend
+from streaming.recommendations.blend import BlendWeights, ScoredItem, blend, relative
 from streaming.recommendations.keys import recs_previous, video_similar
 from streaming.recommendations.store import Pointer, as_text, decode_list
 from streaming.redis_conn import Family, RedisClient, RedisRouter
@@ -125,19 +125,23 @@ Plan = Generator[_Round, list[Any], list["Recommendations"]]
 SHARED_LISTS_MAX: Final = 20_000
 
 
+Shared = list[tuple[str, float]] | dict[str, float]
+_S = TypeVar("_S", list[tuple[str, float]], dict[str, float])
+
+
 class SharedLists:
-    """Decoded neighbour and popular lists by Redis key (the key names the version, whose lists never
-    change). Bounded: emptied when full, which costs a round of re-reads and needs no lock (the API's
-    event loop and a thread-pool reader may share it)."""
+    """Decoded popular lists and scaled neighbour lists (``blend.relative``) by Redis key (the key names
+    the version, whose lists never change). Bounded: emptied when full, which costs a round of re-reads
+    and needs no lock (the API's event loop and a thread-pool reader may share it)."""
 
     def __init__(self, max_entries: int = SHARED_LISTS_MAX) -> None:
         self.max_entries = max_entries
-        self._lists: dict[str, list[tuple[str, float]]] = {}
+        self._lists: dict[str, Shared] = {}
 
-    def get(self, key: str) -> list[tuple[str, float]] | None:
+    def get(self, key: str) -> Shared | None:
         return self._lists.get(key)
 
-    def put(self, key: str, items: list[tuple[str, float]]) -> None:
+    def put(self, key: str, items: Shared) -> None:
         if len(self._lists) >= self.max_entries:
             self._lists.clear()
         self._lists[key] = items
@@ -258,7 +262,7 @@ class RecommendationReader:
 
         second = _Round()
         late_at: dict[str, int] = {}  # list key -> reply index in round 2
-        known: dict[str, list[tuple[str, float]]] = {}  # taken from the shared lists now: other requests
+        known: dict[str, Shared] = {}  # taken from the shared lists now: other requests
         shared = self.shared_lists  # may empty them while round 2 runs
         for user_id, version, _arm, recent in plans:
             if version is None:
@@ -277,30 +281,35 @@ class RecommendationReader:
                     known[key] = cached
         data = (yield second) if late_at else []
 
-        def read(key: str, version: str, share: bool = True) -> list[tuple[str, float]]:
-            """The list at ``key``: from round 1, the shared lists, or round 2 (then shared if ``share``)."""
-            if key in early_at:
-                return _items(replies[early_at[key]], version)
-            if key in known:
-                return known[key]
-            items = _items(data[late_at[key]], version)
-            if share and items:
-                shared.put(key, items)
-            return items
+        def fetched(key: str, version: str) -> list[tuple[str, float]]:
+            """A list read in round 1 or in round 2."""
+            at = early_at.get(key)
+            return _items(replies[at] if at is not None else data[late_at[key]], version)
+
+        def kept(key: str, version: str, shape: Callable[[list[tuple[str, float]]], _S]) -> _S:
+            """A list every user shares: as found in the shared lists while planning, or read, shaped by
+            ``shape`` and shared now."""
+            found = known.get(key)
+            if found is not None:
+                return cast(_S, found)
+            value = shape(fetched(key, version))
+            if value:
+                shared.put(key, value)
+            return value
 
         out = []
         for user_id, version, arm, recent in plans:
             precomputed: list[tuple[str, float]] = []
-            similar: dict[str, list[tuple[str, float]]] = {}
+            similar: dict[str, dict[str, float]] = {}
             popular: list[tuple[str, float]] = trending
             if version is not None:
-                precomputed = read(ks.user_recommendations(user_id, version), version, share=False)
+                precomputed = fetched(ks.user_recommendations(user_id, version), version)
                 similar = {
-                    anchor: read(video_similar(ks, anchor, version), version)
+                    anchor: kept(video_similar(ks, anchor, version), version, relative)
                     for anchor in recent[: self.weights.anchors]
                 }
                 if not popular:
-                    popular = read(ks.recs_popular(version), version)
+                    popular = kept(ks.recs_popular(version), version, list)
             items = blend(
                 k=k,
                 precomputed=precomputed,

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from clickpulse.settings import Settings
-from serving import recommendations
 from streaming.keyspace import Keyspace
 from streaming.recommendations.keys import video_similar
 from streaming.recommendations.store import RecsStore, decode_list
@@ -21,20 +20,14 @@ from streaming.redis_conn import RedisClient, RedisRouter
 Lists = list[tuple[str, list[tuple[str, float]]]]
 
 
-RECOMMENDATIONS_PATH = "/v1/recommendations/{user_id}"
 
 
 def api_app(settings: Settings, router: RedisRouter) -> FastAPI:
-    """The real API app (``serving.app.create_app``) with the recommendations route, included the way the
-    API includes its routes (behind its read-key dependency) unless the app already has it."""
+    """The real API app (``serving.app.create_app``, which includes the recommendations route behind its
+    read-key dependency) on ``router``."""
     from serving.app import create_app
-    from serving.auth import ReadKeyAuth
 
-    app = create_app(settings, router=router)
-    if not any(getattr(route, "path", None) == RECOMMENDATIONS_PATH for route in app.routes):
-        auth = ReadKeyAuth(settings.read_key_set, settings.write_key_set)
-        app.include_router(recommendations.router, dependencies=[Depends(auth)])
-    return app
+    return create_app(settings, router=router)
 
 
 def delete_prefix(client: RedisClient, prefix: str) -> None:

@@ -251,6 +251,32 @@ def test_a_round_that_gets_no_answer_times_out_and_the_next_round_works(
     assert after == ["PONG", "ok"]
 
 
+def test_a_late_round_times_out_by_its_own_deadline(
+    private_server: tuple[str, Callable[[], None], Callable[[], None]], run: Callable[..., Any]
+) -> None:
+    """One watchdog serves the connection: a round sent after others were answered still fails
+    ``timeout_s`` after it was sent (not after the watchdog's first check), and rounds answered in time
+    are not failed by it."""
+    url, _halt, _start = private_server
+
+    async def main() -> tuple[float, list[Any]]:
+        loop = asyncio.get_running_loop()
+        mux = MultiplexedRedis.from_url(url, timeout_s=0.4)
+        answered = [await mux.execute([("PING",)])]  # arms the watchdog at t0 + 0.4
+        await asyncio.sleep(0.25)
+        answered.append(await mux.execute([("ECHO", "in time")]))
+        began = loop.time()
+        with pytest.raises(RedisTimeoutError):
+            await mux.execute([("BLPOP", "empty", 2)])  # due at began + 0.4, after the first check
+        waited = loop.time() - began
+        await mux.aclose()
+        return waited, answered
+
+    waited, answered = run(main())
+    assert answered == [["PONG"], ["in time"]]
+    assert 0.35 < waited < 1.5
+
+
 def test_standalone_redis_urls_get_the_multiplexed_client_and_others_redis_py() -> None:
     async def kinds() -> list[type]:
         clients = [

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from clickpulse.settings import Settings
-from serving.recommendations import RecommendationsResponse
+from serving.recommendations import MAX_K, RecommendationsResponse
+from streaming.contract import MAX_ID_LENGTH
 from streaming.consumer import UserClicks
 from streaming.keyspace import Keyspace
 from streaming.recommendations.blend import REASON_PERSONAL, REASON_POPULAR, because
@@ -73,9 +74,42 @@ def test_read_keys_and_parameters_are_checked(env: Env) -> None:
         == 401
     )
     assert env.client.get("/v1/recommendations/alice", headers={"Authorization": KEY}).status_code == 401
-    assert env.client.get("/v1/recommendations/alice?k=0", headers=AUTH).status_code == 422
-    assert env.client.get("/v1/recommendations/alice?k=101", headers=AUTH).status_code == 422
-    assert env.client.get("/v1/recommendations/alice?k=x", headers=AUTH).status_code == 422
+    assert env.client.get("/v1/recommendations/alice?k=0").status_code == 401  # the key is checked first
+    # The route checks its parameters itself (README "API throughput and latency work"): the answers are
+    # FastAPI's usual 422s, and the edges of the range still pass.
+    for query, error_type in [
+        ("k=0", "greater_than_equal"),
+        (f"k={MAX_K + 1}", "less_than_equal"),
+        ("k=x", "int_parsing"),
+        ("k=1.5", "int_parsing"),
+        ("k=", "int_parsing"),
+        ("k=%C2%B2", "int_parsing"),  # a Unicode digit that is not an ASCII one
+    ]:
+        response = env.client.get(f"/v1/recommendations/alice?{query}", headers=AUTH)
+        assert response.status_code == 422, query
+        [detail] = response.json()["detail"]
+        assert (detail["type"], detail["loc"]) == (error_type, ["query", "k"]), query
+    too_long = "u" * (MAX_ID_LENGTH + 1)
+    response = env.client.get(f"/v1/recommendations/{too_long}", headers=AUTH)
+    assert response.status_code == 422
+    assert [(d["type"], d["loc"]) for d in response.json()["detail"]] == [
+        ("string_too_long", ["path", "user_id"])
+    ]
+    for k, expected in [("", 5), ("?k=1", 1), (f"?k={MAX_K}", 5), ("?k=+3", 3), ("?k=03", 3)]:
+        body = env.client.get(f"/v1/recommendations/alice{k}", headers=AUTH).json()
+        assert len(body["items"]) == expected, k  # five trending videos exist; no k means 10
+    longest = "u" * MAX_ID_LENGTH
+    assert env.client.get(f"/v1/recommendations/{longest}", headers=AUTH).json()["user_id"] == longest
+
+
+def test_openapi_documents_the_parameters_the_route_checks(env: Env) -> None:
+    operation = env.client.get("/openapi.json").json()["paths"]["/v1/recommendations/{user_id}"]["get"]
+    params = {p["name"]: (p["in"], p["required"], p["schema"]) for p in operation["parameters"]}
+    assert params["user_id"][:2] == ("path", True)
+    assert (params["user_id"][2]["minLength"], params["user_id"][2]["maxLength"]) == (1, MAX_ID_LENGTH)
+    assert params["k"][:2] == ("query", False)
+    assert (params["k"][2]["minimum"], params["k"][2]["maximum"], params["k"][2]["default"]) == (1, MAX_K, 10)
+    assert {"200", "401", "422"} <= set(operation["responses"])
 
 
 def test_before_any_publish_everyone_gets_trending(env: Env) -> None:

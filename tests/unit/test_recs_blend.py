@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streaming.recommendations.blend import REASON_PERSONAL, REASON_POPULAR, BlendWeights, because, blend
+from streaming.recommendations.blend import (
+    REASON_PERSONAL,
+    REASON_POPULAR,
+    BlendWeights,
+    because,
+    blend,
+    relative,
+)
 from streaming.recommendations.reader import ARM_CURRENT, ARM_PREVIOUS, ab_bucket, serve_version
 from streaming.recommendations.store import Pointer, decode_list, encode_list
 
@@ -113,7 +120,7 @@ def _by_the_rules(
     for position, anchor in enumerate(list(dict.fromkeys(recent))[: w.anchors]):
         best = max((s for _, s in similar.get(anchor, [])), default=0.0)
         for video, sim in similar.get(anchor, []) if best > 0 else []:
-            give(video, anchor, w.realtime * w.recency_decay**position * sim / best)
+            give(video, anchor, w.realtime * w.recency_decay**position * (sim / best))
     for rank, (video, _score) in enumerate(popular):
         give(video, "popular", w.popular * (1.0 - rank / len(popular)))
     totals = sorted((-sum(c.values()), video) for video, c in contributions.items())[:k]
@@ -148,3 +155,7 @@ def test_the_blend_follows_its_rules_on_any_input(
     items = blend(k=k, precomputed=precomputed, recent=recent, similar=similar, popular=popular, weights=w)
     expected = _by_the_rules(k, precomputed, recent, similar, popular, w)
     assert [(i.video_id, i.score, i.reason) for i in items] == expected
+    # The reader passes neighbour lists already scaled (``relative``, kept per list): the same answer.
+    scaled = {anchor: relative(neighbours) for anchor, neighbours in similar.items()}
+    again = blend(k=k, precomputed=precomputed, recent=recent, similar=scaled, popular=popular, weights=w)
+    assert again == items
