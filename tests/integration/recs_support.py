@@ -20,8 +20,6 @@ from streaming.redis_conn import RedisClient, RedisRouter
 Lists = list[tuple[str, list[tuple[str, float]]]]
 
 
-
-
 def api_app(settings: Settings, router: RedisRouter) -> FastAPI:
     """The real API app (``serving.app.create_app``, which includes the recommendations route behind its
     read-key dependency) on ``router``."""

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 
 from clickpulse.settings import Settings
 from serving.recommendations import MAX_K, RecommendationsResponse
-from streaming.contract import MAX_ID_LENGTH
 from streaming.consumer import UserClicks
+from streaming.contract import MAX_ID_LENGTH
 from streaming.keyspace import Keyspace
 from streaming.recommendations.blend import REASON_PERSONAL, REASON_POPULAR, because
 from streaming.recommendations.next_up import NextUpPublisher
