@@ -141,9 +141,9 @@ def blend(
     for negative, video_id in ranked:
         largest: tuple[float, str] = (0.0, "")  # (value, source): the largest contribution
         for name, values, factor in sources:
-            value = values.get(video_id)
-            if value is not None and (factor * value, name) > largest:
-                largest = (factor * value, name)
+            found = values.get(video_id)
+            if found is not None and (factor * found, name) > largest:
+                largest = (factor * found, name)
         source = largest[1]
         reason = (
             REASON_PERSONAL
