@@ -111,8 +111,8 @@ def encode_list(version: str, items: Items) -> bytes:
 def decode_list(raw: Any) -> tuple[str, list[tuple[str, float]]] | None:
     if raw is None:
         return None
-    doc = orjson.loads(raw)
-    return str(doc["v"]), [(str(v), float(s)) for v, s in doc["items"]]
+    doc = orjson.loads(raw)  # written by encode_list: ids are strings and scores numbers already
+    return str(doc["v"]), [(v, s) for v, s in doc["items"]]
 
 
 def as_text(value: Any) -> str | None:
