@@ -255,35 +255,20 @@ class DuckDBWarehouse(Warehouse):
     def replace_hours(self, table: RawTable, hours: Sequence[datetime], rows: pa.Table) -> int:
         _check_hours(table, hours, rows)
         column = _identifier(table.partition_column or "")
-        target = f"{RAW_SCHEMA}.{_identifier(table.name)}"
-        incoming = conform(rows, table)
-        with self.connect() as connection:
-            connection.register("incoming_rows", incoming)
-            connection.execute("begin transaction")
-            try:
-                connection.execute(
-                    f"delete from {target} where {column} = any(?)", [[_naive_utc(h) for h in hours]]
-                )
-                connection.execute(
-                    f"insert into {target} ({', '.join(table.columns)}) "
-                    f"select {self._select_list(table)} from incoming_rows"
-                )
-                connection.execute("commit")
-            except Exception:
-                connection.execute("rollback")
-                raise
-            finally:
-                connection.unregister("incoming_rows")
-        return incoming.num_rows
+        return self._replace(table, rows, f"where {column} = any(?)", [[_naive_utc(h) for h in hours]])
 
     def replace_table(self, table: RawTable, rows: pa.Table) -> int:
+        return self._replace(table, rows, "", [])
+
+    def _replace(self, table: RawTable, rows: pa.Table, where: str, params: list[Any]) -> int:
+        """Delete the rows ``where`` selects and insert ``rows``, in one transaction."""
         target = f"{RAW_SCHEMA}.{_identifier(table.name)}"
         incoming = conform(rows, table)
         with self.connect() as connection:
             connection.register("incoming_rows", incoming)
             connection.execute("begin transaction")
             try:
-                connection.execute(f"delete from {target}")
+                connection.execute(f"delete from {target} {where}", params)
                 connection.execute(
                     f"insert into {target} ({', '.join(table.columns)}) "
                     f"select {self._select_list(table)} from incoming_rows"
