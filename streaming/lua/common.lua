@@ -171,3 +171,20 @@ local function WindowWriter()
   end
   return self
 end
+
+-- The end of a counting script: each group of the call through ``video`` (kind 'v', one video's slot)
+-- or ``global`` (kind 'g', the {global} slot), then the buffered windows and the watermark are written.
+-- Returns one result per group.
+local function run_groups(windows, video, global)
+  local out = {}
+  for gi, events in ipairs(req.g) do
+    if req.k[gi] == 'v' then
+      out[gi] = video(KEYS[gi], events)
+    else
+      out[gi] = global(KEYS[gi], events)
+    end
+  end
+  windows.flush()
+  wm.save()
+  return out
+end

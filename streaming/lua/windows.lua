@@ -28,14 +28,4 @@ local function global(base, events)
   return applied
 end
 
-local out = {}
-for gi, events in ipairs(req.g) do
-  if req.k[gi] == 'v' then
-    out[gi] = video(KEYS[gi], events)
-  else
-    out[gi] = global(KEYS[gi], events)
-  end
-end
-windows.flush()
-wm.save()
-return out
+return run_groups(windows, video, global)
