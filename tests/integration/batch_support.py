@@ -137,11 +137,6 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
     return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 
-def value(result: dg.AssetCheckEvaluation | dg.AssetMaterialization, key: str) -> Any:
-    """A metadata entry's value, untyped (Dagster types it as a union of every metadata kind)."""
-    return result.metadata[key].value
-
-
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 

@@ -36,8 +36,8 @@ from tests.integration.batch_support import (
     check_results,
     private_topics,
     produce,
-    value,
 )
+from tests.support.dagster_metadata import metadata_float, metadata_int, metadata_list, metadata_mapping
 
 EVENTS = 12_000
 HOURS = 3
@@ -165,8 +165,8 @@ def test_export_writes_every_enriched_record_once(pipeline: Pipeline) -> None:
     metadata = pipeline.export.asset_materializations_for_node("raw_click_events")[0].metadata
     assert metadata["rows"].value == rows
     assert metadata["hours"].value == HOURS
-    assert metadata["events_per_s"].value > 0
-    offsets = metadata["kafka_offsets"].value
+    assert metadata_float(metadata, "events_per_s") > 0
+    offsets = metadata_mapping(metadata, "kafka_offsets")
     assert sum(p["records"] for hour in offsets.values() for p in hour.values()) == rows
     lake = sorted(p.name for p in (env.lake_dir / "click_events").iterdir())
     assert lake == [f"partition_hour={h:%Y-%m-%dT%H}" for h in pipeline.hours]
@@ -374,10 +374,13 @@ def test_dimension_assets_fill_the_warehouse_and_redis(pipeline: Pipeline) -> No
 def test_reconciliation_with_redis_passes_for_the_closed_hours(pipeline: Pipeline) -> None:
     check = check_results(pipeline.marts)["fct_video_engagement_hourly:reconciles_with_redis"]
     assert check.passed, check.metadata["mismatch_sample"].value
-    compared = check.metadata["hours"].value
+    compared = metadata_list(check.metadata, "hours")
     assert compared[-1] == f"{pipeline.hours[-1] - timedelta(hours=1):%Y-%m-%dT%H}"
-    assert check.metadata["video_hours_compared"].value > 0
-    redis, mart = check.metadata["redis_totals"].value, check.metadata["mart_totals"].value
+    assert metadata_int(check.metadata, "video_hours_compared") > 0
+    redis, mart = (
+        metadata_mapping(check.metadata, "redis_totals"),
+        metadata_mapping(check.metadata, "mart_totals"),
+    )
     assert {m: redis[m] for m in METRIC.values()} == {m: mart[m] for m in METRIC.values()}
     assert redis["unique_users"] == pytest.approx(mart["unique_users"], rel=0.02)
 
@@ -478,7 +481,8 @@ def test_bad_rows_are_rejected_with_their_expectation(
     assert suite.metadata["rows_validated"].value == len(payloads)
     counted = checks["raw_click_events:row_count_matches_kafka"]
     assert counted.passed
-    assert value(counted, "loaded_rows") + value(counted, "rejected_rows") == len(payloads)
+    loaded_rows = metadata_int(counted.metadata, "loaded_rows")
+    assert loaded_rows + metadata_int(counted.metadata, "rejected_rows") == len(payloads)
     # raw.click_events holds the good events and the earliest copy of the duplicate, nothing else
     assert sorted(eid for (eid,) in loaded) == sorted([e["event_id"] for e in good] + [duplicate["event_id"]])
     by_record = {offset: (orjson.loads(names), eid) for names, eid, offset in rejected}
@@ -496,7 +500,8 @@ def test_bad_rows_are_rejected_with_their_expectation(
     assert by_record[max(by_record)][0] == [  # the record that is not JSON fails every id check
         f"expect_column_values_to_not_be_null({column})" for column in REQUIRED_COLUMNS
     ]
-    assert value(suite, "failures_by_expectation")["expect_column_values_to_be_unique(event_id)"] == 1
+    failures = metadata_mapping(suite.metadata, "failures_by_expectation")
+    assert failures["expect_column_values_to_be_unique(event_id)"] == 1
     # dbt builds the hour and its tests pass: no bad row reached staging
     assert marts.success
     assert not [

@@ -30,6 +30,7 @@ from streaming.recommendations.store import RecsStore, decode_list
 from streaming.redis_conn import Family, connect
 from streaming.simulator import SimulationConfig, Simulator
 from tests.integration.recs_support import delete_prefix
+from tests.support.dagster_metadata import metadata_float, metadata_str, metadata_table
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +122,10 @@ def test_train_gate_and_publish(
     assert result.success
     (check,) = result.get_asset_check_evaluations()
     assert check.passed and check.check_name == GATE_CHECK
-    numbers = {k: v.value for k, v in check.metadata.items()}
     assert (
-        numbers["chosen_ndcg_at_10"]
-        >= numbers["threshold"]
-        == pytest.approx(1.1 * numbers["popularity_ndcg_at_10"])
+        metadata_float(check.metadata, "chosen_ndcg_at_10")
+        >= metadata_float(check.metadata, "threshold")
+        == pytest.approx(1.1 * metadata_float(check.metadata, "popularity_ndcg_at_10"))
     )
 
     (model_event,) = [
@@ -134,11 +134,11 @@ def test_train_gate_and_publish(
         if m.asset_key == dg.AssetKey("recommendation_model")
     ]
     metadata = model_event.materialization.metadata
-    version = metadata["model_version"].value
-    assert str(metadata["evaluation_chart"].value).startswith("![")
-    assert Path(str(metadata["evaluation_chart_path"].value)).read_bytes().startswith(b"\x89PNG")
-    assert Path(str(metadata["evaluation_chart_path"].value)).parent == tmp_path / "recommendations"
-    rows = metadata["metrics"].value.records  # type: ignore[union-attr]
+    version = metadata_str(metadata, "model_version")
+    assert metadata_str(metadata, "evaluation_chart").startswith("![")
+    assert Path(metadata_str(metadata, "evaluation_chart_path")).read_bytes().startswith(b"\x89PNG")
+    assert Path(metadata_str(metadata, "evaluation_chart_path")).parent == tmp_path / "recommendations"
+    rows = metadata_table(metadata, "metrics")
     assert {r.data["model"] for r in rows} == {"popularity", "item_item", "als"}
 
     store = RecsStore(recs_client(redis_resource), redis_resource.keyspace())
@@ -158,8 +158,8 @@ def test_a_failing_gate_blocks_publishing(
     result = run(mart, redis_resource)
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed
-    assert check.metadata["gate_factor"].value == 1000.0
+    assert metadata_float(check.metadata, "gate_factor") == 1000.0
     materialized = {m.asset_key for m in result.get_asset_materialization_events()}
     assert materialized == {dg.AssetKey("recommendation_model")}
     assert RecsStore(recs_client(redis_resource), redis_resource.keyspace()).pointer().current is None
-    assert pd.notna(check.metadata["chosen_ndcg_at_10"].value)
+    assert pd.notna(metadata_float(check.metadata, "chosen_ndcg_at_10"))

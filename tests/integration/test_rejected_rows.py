@@ -43,8 +43,8 @@ from tests.integration.batch_support import (
     parse_time,
     private_topics,
     produce,
-    value,
 )
+from tests.support.dagster_metadata import metadata_mapping
 
 EVENTS = 3600
 HOURS = 3
@@ -227,10 +227,11 @@ def test_the_export_and_its_checks_report_the_rejects_as_a_warning(run: Run) -> 
     assert suite.metadata["hours_over_max_share"].value == []
     # Great Expectations, rerun by the check on the lake, rejects exactly what the export routed
     assert suite.metadata["great_expectations_agrees"].value is True
-    assert {h: m["ge_rejected"] for h, m in value(suite, "per_hour").items()} == {
+    per_hour = metadata_mapping(suite.metadata, "per_hour")
+    assert {h: m["ge_rejected"] for h, m in per_hour.items()} == {
         f"{h:%Y-%m-%dT%H}": rejected.get(h, 0) for h in run.hours
     }
-    first = value(suite, "per_hour")[f"{run.hours[0]:%Y-%m-%dT%H}"]
+    first = per_hour[f"{run.hours[0]:%Y-%m-%dT%H}"]
     assert first["rejected_rows"] == len(run.sent.early) and first["records"] == records[run.hours[0]]
     counted = checks["raw_click_events:row_count_matches_kafka"]
     assert counted.passed, counted.metadata
@@ -267,7 +268,10 @@ def test_reconciliation_adds_back_exactly_the_rejects_the_stream_counted(run: Ru
     assert check.metadata["rejected_rows_counted_by_stream"].value == {
         m: counted.get(m, 0) for m in ("impressions", "clicks", "conversions")
     }
-    redis, mart = value(check, "redis_totals"), value(check, "mart_totals")
+    redis, mart = (
+        metadata_mapping(check.metadata, "redis_totals"),
+        metadata_mapping(check.metadata, "mart_totals"),
+    )
     assert {m: redis[m] - mart[m] for m in METRIC.values()} == {m: counted.get(m, 0) for m in METRIC.values()}
 
 
