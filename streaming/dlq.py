@@ -39,9 +39,13 @@ def dead_letter_headers(
     return headers
 
 
-def read_headers(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
-    """Decode a dead letter's headers, for tests, tools and the API."""
-    return {k: v.decode("utf-8", "replace") for k, v in (headers or []) if v is not None}
+KafkaHeaders = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
+
+
+def read_headers(headers: KafkaHeaders) -> dict[str, str]:
+    """Decode the headers ``Message.headers()`` returns (a dead letter's), for tests, tools and the API."""
+    pairs = headers.items() if isinstance(headers, dict) else headers or []
+    return {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in pairs if v is not None}
 
 
 def send_dead_letter(

@@ -82,7 +82,7 @@ def stack(kafka_bootstrap: str, redis_url: str) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def browser() -> Iterator[webdriver.Chrome]:
     chromium, chromedriver = ensure_chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
@@ -140,11 +140,11 @@ def _number(driver: WebDriver, element_id: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _severe_errors(driver: WebDriver) -> list[str]:
+def _severe_errors(driver: webdriver.Chrome) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: WebDriver) -> None:
+def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: webdriver.Chrome) -> None:
     api = stack.api.url
     browser.get(f"{api}/dashboard?key={READ_KEY}")
     before = _wait(browser, lambda d: _number(d, "total-clicks"), 15, "dashboard's first snapshot")
@@ -186,7 +186,7 @@ def test_player_clicks_show_on_the_dashboard(stack: Stack, browser: WebDriver) -
     assert seconds < 10
 
 
-def test_dashboard_asks_for_a_key(stack: Stack, browser: WebDriver) -> None:
+def test_dashboard_asks_for_a_key(stack: Stack, browser: webdriver.Chrome) -> None:
     browser.switch_to.new_window("tab")
     browser.get(f"{stack.api.url}/dashboard?key=not-a-key")
     form = _wait(browser, lambda d: d.find_element(By.ID, "key-form").is_displayed(), 10, "the key form")

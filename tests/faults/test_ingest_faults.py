@@ -40,6 +40,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,10 @@ def _answered(client: ClickPulseClient) -> int:
     return client.stats["sent"]
 
 
+def _answered_at_least(client: ClickPulseClient, count: float) -> bool:
+    return _answered(client) >= count
+
+
 def test_counts_exact_through_consumer_kills_and_kafka_and_redis_restarts(
     own_stack: Settings, private: Private, tmp_path: Path
 ) -> None:
@@ -247,7 +252,7 @@ def test_counts_exact_through_consumer_kills_and_kafka_and_redis_restarts(
             pool, feeding = _feed(simulator, client, settings.allowed_lateness_minutes, sent)
             for share, fault in SCHEDULE:
                 due = share * EVENTS
-                wait_until(lambda d=due: _answered(client) >= d, 2 * SECONDS, f"{share:.0%} answered")
+                wait_until(partial(_answered_at_least, client, due), 2 * SECONDS, f"{share:.0%} answered")
                 assert _answered(client) < EVENTS, f"the ingest ended before the {fault} fault"
                 chaos.inject(fault)
             feeding.result(timeout=900)

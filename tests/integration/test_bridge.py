@@ -10,7 +10,7 @@ import redis
 from clickpulse.settings import Settings
 from streaming.bridge import RedisBridge
 from streaming.dlq import HEADER_ERROR, HEADER_STAGE, read_headers
-from tests.support.ingest import forward_through_bridge, make_event, read_topic
+from tests.support.ingest import forward_through_bridge, make_event, payload, read_topic
 
 
 def test_bridge_forwards_valid_events_and_dead_letters_bad_ones(
@@ -41,7 +41,7 @@ def test_bridge_forwards_valid_events_and_dead_letters_bad_ones(
 
     assert bridge.stats == {"messages": 3, "accepted": 2, "rejected": 2, "delivered": 4, "delivery_failed": 0}
     raw = read_topic(kafka_bootstrap, settings.topic_raw, 2)
-    values = {orjson.loads(r.value())["event_id"]: (r, orjson.loads(r.value())) for r in raw}
+    values = {orjson.loads(payload(r))["event_id"]: (r, orjson.loads(payload(r))) for r in raw}
     assert set(values) == {single["event_id"], in_array["event_id"]}
     for event in (single, in_array):
         record, value = values[event["event_id"]]
@@ -50,7 +50,7 @@ def test_bridge_forwards_valid_events_and_dead_letters_bad_ones(
         assert value["received_at"].endswith("Z")
 
     dead = read_topic(kafka_bootstrap, settings.topic_dlq, 2)
-    assert sorted(d.value() for d in dead) == sorted([not_events, bad_element])
+    assert sorted(payload(d) for d in dead) == sorted([not_events, bad_element])
     for letter in dead:
         headers = read_headers(letter.headers())
         assert headers[HEADER_STAGE] == "bridge"

@@ -30,6 +30,7 @@ from tests.support.ingest import (
     closed_port,
     collector_settings,
     make_event,
+    payload,
     read_topic,
     serve,
 )
@@ -102,11 +103,11 @@ def test_mixed_ndjson_batch_accounts_for_every_event(collector: Running) -> None
 
     raw = collector.raw(len(valid))
     assert len(raw) == len(valid)
-    by_id = {orjson.loads(r.value())["event_id"]: r for r in raw}
+    by_id = {orjson.loads(payload(r))["event_id"]: r for r in raw}
     assert set(by_id) == {e["event_id"] for e in valid}
     for event in valid:
         record = by_id[event["event_id"]]
-        value = orjson.loads(record.value())
+        value = orjson.loads(payload(record))
         assert record.key() == event["user_id"].encode()
         assert {k: v for k, v in value.items() if k != "received_at"} == event
         timestamp_type, timestamp_ms = record.timestamp()
@@ -116,7 +117,7 @@ def test_mixed_ndjson_batch_accounts_for_every_event(collector: Running) -> None
 
     dead = collector.dlq(len(expected_rejected))
     errors = {r["index"]: r["error"] for r in answer["rejected"]}
-    assert sorted(d.value() for d in dead) == sorted(lines[i][0] for i in expected_rejected)
+    assert sorted(payload(d) for d in dead) == sorted(lines[i][0] for i in expected_rejected)
     for letter in dead:
         index = next(i for i in expected_rejected if lines[i][0] == letter.value())
         headers = read_headers(letter.headers())
@@ -147,9 +148,9 @@ def test_json_array_and_wrapped_shapes(collector: Running, compress: bool) -> No
         bad_elements.append(bad)
 
     raw = collector.raw(len(sent))
-    assert sorted(orjson.loads(r.value())["event_id"] for r in raw) == sorted(e["event_id"] for _, e in sent)
+    assert sorted(orjson.loads(payload(r))["event_id"] for r in raw) == sorted(e["event_id"] for _, e in sent)
     dead = collector.dlq(len(bad_elements))
-    assert [d.value() for d in dead] == bad_elements  # the element's bytes exactly as sent
+    assert [payload(d) for d in dead] == bad_elements  # the element's bytes exactly as sent
 
 
 def test_write_keys(collector: Running) -> None:
@@ -166,7 +167,7 @@ def test_write_keys(collector: Running) -> None:
     assert response.json() == {"accepted": 1, "rejected": []}
 
     (record,) = collector.raw(1)  # only the authorised request wrote anything
-    assert orjson.loads(record.value())["event_id"] == beacon["event_id"]
+    assert orjson.loads(payload(record))["event_id"] == beacon["event_id"]
 
 
 def test_request_limits(collector: Running) -> None:
@@ -212,7 +213,7 @@ def test_unreadable_bodies_are_400_and_dead_lettered(collector: Running) -> None
         assert response.status_code == 400
         reasons[body] = response.json()["error"]
     dead = collector.dlq(len(bodies))
-    assert sorted(d.value() for d in dead) == sorted(bodies)
+    assert sorted(payload(d) for d in dead) == sorted(bodies)
     for letter in dead:
         headers = read_headers(letter.headers())
         assert headers[HEADER_ERROR] == reasons[letter.value()]
@@ -285,7 +286,7 @@ def test_cli_serves_the_collector(kafka_bootstrap: str, new_topic: Callable[...,
         response = httpx.post(f"{url}/v1/events", content=orjson.dumps(event), headers=AUTH)
         assert response.json() == {"accepted": 1, "rejected": []}
         (record,) = read_topic(kafka_bootstrap, raw, 1)
-        assert orjson.loads(record.value())["event_id"] == event["event_id"]
+        assert orjson.loads(payload(record))["event_id"] == event["event_id"]
     finally:
         process.terminate()
         output = process.communicate(timeout=20)[0].decode()

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from clickpulse.settings import Settings
 from streaming.collector import create_app
 from streaming.dlq import HEADER_ERROR, HEADER_STAGE, read_headers
-from tests.support.ingest import WRITE_KEY, collector_settings, read_topic, serve
+from tests.support.ingest import WRITE_KEY, collector_settings, payload, read_topic, serve
 
 NDJSON_TYPES = ["application/x-ndjson", "application/jsonl"]
 OTHER_TYPES = [None, "application/json", "text/plain;charset=UTF-8", "application/octet-stream", "x/y; z"]
@@ -178,10 +178,10 @@ def test_collector_accounts_for_every_entry_of_arbitrary_requests(collector: tup
     expected_dlq = sum(ledger.dead_letters.values()) + ledger.unknown_dead_letters
     raw = read_topic(own.kafka_bootstrap_servers, own.topic_raw, ledger.accepted)
     assert len(raw) == ledger.accepted
-    assert all(r.key() and orjson.loads(r.value())["received_at"] for r in raw)
+    assert all(r.key() and orjson.loads(payload(r))["received_at"] for r in raw)
     dead = read_topic(own.kafka_bootstrap_servers, own.topic_dlq, expected_dlq)
     assert len(dead) == expected_dlq
     for letter in dead:
         headers = read_headers(letter.headers())
         assert headers[HEADER_STAGE] == "collector" and headers[HEADER_ERROR]
-    assert not ledger.dead_letters - Counter(d.value() for d in dead), "a rejected entry is missing"
+    assert not ledger.dead_letters - Counter(payload(d) for d in dead), "a rejected entry is missing"

@@ -6,7 +6,7 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -245,7 +245,12 @@ def test_stop_while_kafka_fails_keeps_the_batch_uncommitted(private: Settings) -
     first.producer = _UnconfirmedFlushes(first.producer, fail={2}, on_fail=first.stop)  # type: ignore[assignment]
     stored: list[dict[int, int]] = []
     store = first._store_offsets
-    first._store_offsets = lambda offsets: (stored.append(dict(offsets)), store(offsets))[1]  # type: ignore[method-assign]
+
+    def record_then_store(next_offsets: Mapping[int, int]) -> None:
+        stored.append(dict(next_offsets))
+        store(next_offsets)
+
+    first._store_offsets = record_then_store  # type: ignore[method-assign]
     try:
         first.run(stop_when=lambda s: s.records >= len(records))
     finally:

@@ -17,6 +17,7 @@ from tests.support.ingest import (
     collector_settings,
     forward_through_bridge,
     make_event,
+    payload,
     read_topic,
     serve,
 )
@@ -43,11 +44,11 @@ def test_collector_writes_pseudonyms_as_key_and_user_id(
     )
     records = _collect(key_a, events)
 
-    by_event = {orjson.loads(r.value())["event_id"]: r for r in records}
+    by_event = {orjson.loads(payload(r))["event_id"]: r for r in records}
     assert set(by_event) == {e["event_id"] for e in events}
     for event in events:
         record = by_event[event["event_id"]]
-        value = orjson.loads(record.value())
+        value = orjson.loads(payload(record))
         pseudonym = pseudonymize(KEY_A, event["user_id"])
         assert record.key() == pseudonym.encode() and value["user_id"] == pseudonym
         assert event["user_id"].encode() not in record.value() + record.key()
@@ -87,4 +88,4 @@ def test_bridge_writes_pseudonyms(
         publisher.close()
     (record,) = read_topic(kafka_bootstrap, settings.topic_raw, 1)
     assert record.key() == pseudonymize(KEY_A, "carol").encode()
-    assert orjson.loads(record.value())["user_id"] == pseudonymize(KEY_A, "carol")
+    assert orjson.loads(payload(record))["user_id"] == pseudonymize(KEY_A, "carol")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from redis.cluster import RedisCluster
 
 from clickpulse.stack import launcher
 from streaming.keyspace import Keyspace
@@ -141,7 +142,9 @@ def test_publish_and_rollback_on_the_redis_cluster(cluster_store: RecsStore) -> 
     users, videos = 1500, 200
     publish(store, "c-1", users, videos)
     ks = store.keyspace
-    slots = {store.client.keyslot(ks.user_recommendations(f"u{i:05d}", "c-1")) for i in range(users)}
+    client = store.client
+    assert isinstance(client, RedisCluster), "the cluster store talks to the Redis cluster"
+    slots = {client.keyslot(ks.user_recommendations(f"u{i:05d}", "c-1")) for i in range(users)}
     assert len(slots) > 100, "per-user lists spread over the cluster by their {user:ID} tag"
     user_ids = [f"u{i:05d}" for i in range(users)]
     video_ids = [f"v{i:04d}" for i in range(videos)]

@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -48,7 +49,7 @@ from tests.integration.consumer_support import (
     wait_until,
 )
 from tests.integration.recs_support import synthetic
-from tests.support.ingest import closed_port, forward_through_bridge, make_event, read_topic
+from tests.support.ingest import closed_port, forward_through_bridge, make_event, payload, read_topic
 
 NOPERM = redis.exceptions.NoPermissionError
 
@@ -247,7 +248,7 @@ def test_api_role_reads_and_subscribes_but_cannot_write(acl: Settings) -> None:
     router.close()
 
 
-def _api_app(settings: Settings) -> object:
+def _api_app(settings: Settings) -> FastAPI:
     from serving.app import create_app
 
     return create_app(settings)
@@ -293,7 +294,7 @@ def test_bridge_subscribes_ingest_and_ingest_role_publishes(
     # The bridge logs in as clickpulse-bridge, the publishing backend as clickpulse-ingest.
     forward_through_bridge(RedisBridge(own), ingest.publish, [orjson.dumps(event)], deliveries=1)
     (record,) = read_topic(own.kafka_bootstrap_servers, own.topic_raw, 1)
-    assert orjson.loads(record.value())["event_id"] == event["event_id"]
+    assert orjson.loads(payload(record))["event_id"] == event["event_id"]
 
     # A refused login stops the bridge with the reason instead of resubscribing forever.
     wrong = own.model_copy(update={"redis_password_bridge": SecretStr("wrong")})

@@ -6,12 +6,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import orjson
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, Message, Producer
 from fastapi import FastAPI, Request, Response
 
 from clickpulse.settings import Settings
@@ -24,11 +24,18 @@ from tests.support.ingest import (
     closed_port,
     collector_settings,
     make_event,
+    payload,
     read_topic,
     serve,
 )
 
-FAST = {"backoff_base_s": 0.05, "backoff_max_s": 0.5}
+
+class Backoff(TypedDict):
+    backoff_base_s: float
+    backoff_max_s: float
+
+
+FAST: Backoff = {"backoff_base_s": 0.05, "backoff_max_s": 0.5}
 
 
 class FlakyProducer:
@@ -44,7 +51,7 @@ class FlakyProducer:
         self._failures = failures
         self._mode = mode
 
-    def produce(self, *args: Any, on_delivery: Any = None, **kwargs: Any) -> None:
+    def produce(self, topic: str, *, on_delivery: Any = None, **kwargs: Any) -> None:
         if self._failures > 0:
             self._failures -= 1
             if self._mode == "queue_full":
@@ -55,7 +62,7 @@ class FlakyProducer:
                 inner(KafkaError(KafkaError._MSG_TIMED_OUT), message)
 
             on_delivery = lost
-        self._producer.produce(*args, on_delivery=on_delivery, **kwargs)
+        self._producer.produce(topic, on_delivery=on_delivery, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._producer, name)
@@ -81,8 +88,8 @@ def collector_url(topics: Settings) -> Iterator[str]:
         yield url
 
 
-def _ids(records: list[Any]) -> Counter[str]:
-    return Counter(orjson.loads(r.value())["event_id"] for r in records)
+def _ids(records: list[Message]) -> Counter[str]:
+    return Counter(orjson.loads(payload(r))["event_id"] for r in records)
 
 
 @pytest.mark.parametrize("mode", ["queue_full", "lost_ack"])
@@ -182,8 +189,8 @@ def test_send_raw_reports_rejections_and_dead_letters(topics: Settings, collecto
     raw_payloads = [b'{"event_id": "cut off', b"<xml/>", orjson.dumps({"event_type": "click"})]
     with ClickPulseClient(collector_url, WRITE_KEY, on_rejected=rejected.extend) as client:
         good = client.track(make_event())
-        for payload in raw_payloads:
-            client.send_raw(payload)
+        for body in raw_payloads:
+            client.send_raw(body)
         client.send_raw(orjson.dumps(make_event("impression")))
     assert client.stats == {
         "sent": 5, "accepted": 2, "rejected": 3, "retries": 0, "failed": 0, "requests": 1, "queued": 0
@@ -191,7 +198,7 @@ def test_send_raw_reports_rejections_and_dead_letters(topics: Settings, collecto
     assert sorted(r.payload for r in rejected) == sorted(raw_payloads)
     assert {r.status for r in rejected} == {200}
     dead = read_topic(topics.kafka_bootstrap_servers, topics.topic_dlq, 3)
-    assert sorted(d.value() for d in dead) == sorted(raw_payloads)
+    assert sorted(payload(d) for d in dead) == sorted(raw_payloads)
     assert good in _ids(read_topic(topics.kafka_bootstrap_servers, topics.topic_raw, 2))
     with ClickPulseClient(collector_url, WRITE_KEY) as other, pytest.raises(ValueError, match="newline"):
         other.send_raw(b"{}\n{}")
@@ -239,6 +246,6 @@ def test_simulator_traffic_through_sdk_and_collector(topics: Settings, collector
     raw = read_topic(bootstrap, topics.topic_raw, len(valid))
     assert _ids(raw) == Counter(str(r.event["event_id"]) for r in valid if r.event is not None)
     for record in raw:  # keyed by user_id, as the simulator's own Kafka writer keys them
-        assert record.key() == str(orjson.loads(record.value())["user_id"]).encode()
+        assert record.key() == str(orjson.loads(payload(record))["user_id"]).encode()
     dead = read_topic(bootstrap, topics.topic_dlq, len(malformed))
-    assert Counter(d.value() for d in dead) == Counter(malformed)
+    assert Counter(payload(d) for d in dead) == Counter(malformed)

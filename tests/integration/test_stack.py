@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from clickpulse.settings import Settings
 from clickpulse.stack import launcher
 from clickpulse.stack.processes import load_managed
 from streaming.redis_roles import Role, role_url
+from tests.support.ingest import payload
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,9 @@ def test_up_down_up_is_idempotent_and_fast(isolated: Settings) -> None:
         launcher.down(isolated)
 
 
-def test_kafka_round_trip(kafka_bootstrap: str, new_topic, unique_name) -> None:
+def test_kafka_round_trip(
+    kafka_bootstrap: str, new_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> None:
     topic = new_topic("roundtrip", partitions=2)
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
     sent = {f"key-{i}".encode(): f"value-{i}".encode() for i in range(50)}
@@ -89,7 +93,9 @@ def test_kafka_round_trip(kafka_bootstrap: str, new_topic, unique_name) -> None:
     while len(received) < len(sent) and time.monotonic() < deadline:
         for msg in consumer.consume(num_messages=100, timeout=1):
             assert msg.error() is None
-            received[msg.key()] = msg.value()
+            record_key = msg.key()
+            assert record_key is not None, "every record was sent with a key"
+            received[record_key] = payload(msg)
     consumer.close()
     assert received == sent
 

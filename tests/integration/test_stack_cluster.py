@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -29,7 +30,9 @@ def test_cluster_key_lands_on_owning_node(cluster: Settings, cluster_redis_url: 
     keys = [f"test:{{video:{i}}}:clicks" for i in range(30)]
     for key in keys:
         client.set(key, key)
-    slots = client.cluster_slots()
+    # redis-py annotates cluster_slots() as list[Any], but RedisCluster parses CLUSTER SLOTS with
+    # redis.cluster.parse_cluster_slots into {(first, last): {"primary": (host, port), "replicas": [...]}}.
+    slots: dict[tuple[int, int], dict[str, Any]] = client.cluster_slots()  # type: ignore[assignment]
     for key in keys:
         slot = client.keyslot(key)
         owner = next(node for (lo, hi), node in slots.items() if lo <= slot <= hi)

@@ -117,6 +117,13 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
         consumer.close()
 
 
+def payload(message: Message) -> bytes:
+    """A record's value; a record without one (a tombstone) fails the test that read it."""
+    value = message.value()
+    assert value is not None, f"{message.topic()}[{message.partition()}]@{message.offset()} has no value"
+    return value
+
+
 def forward_through_bridge(
     bridge: Any, publish: Callable[[str, bytes], int], messages: Sequence[bytes], deliveries: int
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 import orjson
 import pytest
@@ -21,7 +22,14 @@ WRITE = "wk-unit"
 READ = "rk-unit"
 
 
-def _settings(**extra: str) -> Settings:
+class _Overrides(TypedDict, total=False):
+    """The settings these tests vary, by environment alias, as the text an environment variable holds."""
+
+    CLICKPULSE_COLLECTOR_RETRY_AFTER_S: str
+    CLICKPULSE_COLLECTOR_CORS_ORIGINS: str
+
+
+def _settings(**extra: Unpack[_Overrides]) -> Settings:
     return Settings(
         CLICKPULSE_WRITE_KEYS=f"{WRITE},other-{WRITE}",
         CLICKPULSE_READ_KEYS=READ,

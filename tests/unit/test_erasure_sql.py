@@ -22,7 +22,7 @@ from orchestration.erasure import (
 HOSTILE = "u'; drop table raw.click_events; --"
 
 
-def parse(sql: str) -> exp.Expression:
+def parse(sql: str) -> exp.Expr:
     return sqlglot.parse_one(sql, read="bigquery", error_level=sqlglot.ErrorLevel.RAISE)
 
 

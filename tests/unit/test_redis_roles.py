@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 import redis
@@ -26,7 +27,19 @@ from streaming.redis_roles import (
 )
 
 
-def acl_settings(tmp_path: Path, **extra: object) -> Settings:
+class AclOverrides(TypedDict, total=False):
+    """The settings these tests vary, by environment alias, as the text an environment variable holds."""
+
+    REDIS_URL: str
+    CLICKPULSE_REDIS_URL_RECS: str
+    CLICKPULSE_REDIS_URL_LIVE: str
+    CLICKPULSE_REDIS_PASSWORD_ADMIN: str
+    CLICKPULSE_REDIS_PASSWORD_API: str
+    CLICKPULSE_REDIS_PREFIX: str
+    CLICKPULSE_LIVE_CHANNEL_PREFIX: str
+
+
+def acl_settings(tmp_path: Path, **extra: Unpack[AclOverrides]) -> Settings:
     return Settings(CLICKPULSE_DATA_DIR=tmp_path, CLICKPULSE_REDIS_ACL=True, **extra)
 
 
