@@ -75,18 +75,21 @@ def enriched_json(
     """
     attributes = attributes or UNKNOWN
     event = e.event
-    if parts is None or event.extra is not None:
+
+    def enrichment() -> dict[str, Any]:
         more = attributes.enrichment_fields()
         more["is_late"] = e.is_late
+        return more
+
+    if parts is None or event.extra is not None:
+        more = enrichment()
         if event.received_at is None:
             more["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
         return encode_event(event, more)
     values = (attributes.country, attributes.subscription_tier, attributes.language, e.is_late)
     part = parts.get(values)
     if part is None:
-        more = attributes.enrichment_fields()
-        more["is_late"] = e.is_late
-        part = parts[values] = b"," + orjson.dumps(more)[1:-1]
+        part = parts[values] = b"," + orjson.dumps(enrichment())[1:-1]
     if event.received_at is not None:
         return encode_event(event)[:-1] + part + b"}"
     received_at = {"received_at": datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)}

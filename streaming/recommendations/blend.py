@@ -14,7 +14,7 @@ unit test can pin every rule:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -60,9 +60,13 @@ def _rank_scale(n: int, weight: float) -> list[float]:
     return scale
 
 
-def _summed(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """Contributions by video: positive values only, a repeated video's values summed in order."""
-    out: dict[str, float] = {}
+def _contributions(pairs: list[tuple[str, float]]) -> dict[str, float]:
+    """One source's contributions by video: positive values only, a repeated video's values summed in
+    order. Most lists have neither, so ``dict(pairs)`` usually is the answer."""
+    out = dict(pairs)
+    if len(out) == len(pairs) and (not out or min(out.values()) > 0):
+        return out
+    out = {}
     for video_id, value in pairs:
         if value > 0:
             out[video_id] = out.get(video_id, 0.0) + value
@@ -72,10 +76,8 @@ def _summed(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
 def _by_rank(items: Sequence[tuple[str, float]], weight: float) -> dict[str, float]:
     if not items or weight <= 0:
         return {}
-    ids = [video_id for video_id, _ in items]
-    scale = _rank_scale(len(ids), weight)
-    out = dict(zip(ids, scale, strict=True))
-    return out if len(out) == len(ids) else _summed(zip(ids, scale, strict=True))
+    scale = _rank_scale(len(items), weight)
+    return _contributions(list(zip([video_id for video_id, _ in items], scale, strict=True)))
 
 
 def relative(neighbours: Sequence[tuple[str, float]]) -> dict[str, float]:
@@ -85,11 +87,7 @@ def relative(neighbours: Sequence[tuple[str, float]]) -> dict[str, float]:
     best = max((s for _, s in neighbours), default=0.0)
     if best <= 0:
         return {}
-    pairs = [(video_id, sim / best) for video_id, sim in neighbours]
-    out = dict(pairs)
-    if len(out) == len(pairs) and min(out.values()) > 0:
-        return out
-    return _summed(pairs)
+    return _contributions([(video_id, sim / best) for video_id, sim in neighbours])
 
 
 def blend(

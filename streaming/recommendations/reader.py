@@ -231,8 +231,9 @@ class RecommendationReader:
         switches the pointer only after writing them all), which allows two savings. Round 1 already reads
         each user's list under the version the last pointer this reader saw would serve them; when the
         pointer read in the same round still says so, that list is the one round 2 would read. Neighbour
-        and popular lists, shared by every user, are kept decoded per version (``SharedLists``). Round 2
-        reads only what is left, and is skipped when nothing is."""
+        and popular lists, shared by every user, are kept per version (``SharedLists``: popular lists
+        decoded, neighbour lists already scaled by ``blend.relative``). Round 2 reads only what is left,
+        and is skipped when nothing is."""
         ks = self.keyspace
         guess = self._pointer
         first = _Round()
