@@ -253,8 +253,3 @@ def decayed_scores(events: Iterable[dict[str, Any]], at: float, half_life_s: flo
         age = at - event_seconds(event)
         scores[event["video_id"]] += WEIGHTS[event["event_type"]] * 2.0 ** (-age / half_life_s)
     return dict(scores)
-
-
-def within(estimate: int, exact: int, share: float = 0.02) -> bool:
-    """HyperLogLog tolerance: ``share`` of the exact count, at least one user for small counts."""
-    return abs(estimate - exact) <= max(1.0, share * exact)

@@ -135,6 +135,17 @@ class Truth:
         self.sent += 1
         self.malformed += 1
 
+    def video_users(self, video_id: str) -> frozenset[str]:
+        """The distinct users behind one video's ``unique_users``."""
+        counts = self._videos.get(video_id)
+        return frozenset() if counts is None else frozenset(counts.users)
+
+    def video_hour_users(self, video_id: str, iso_hour_start: str) -> frozenset[str]:
+        """The distinct users behind one video-hour's ``unique_users`` (hour as in ``to_dict``)."""
+        hour_ms = epoch_ms(datetime.strptime(iso_hour_start, "%Y-%m-%dT%H:00:00Z").replace(tzinfo=UTC))
+        counts = self._video_hours.get((video_id, hour_ms))
+        return frozenset() if counts is None else frozenset(counts.users)
+
     def top_videos(self, n: int = 5) -> list[tuple[str, int]]:
         ranked = sorted(self._videos.items(), key=lambda item: (-item[1].clicks, item[0]))
         return [(video_id, counts.clicks) for video_id, counts in ranked[:n]]

@@ -27,6 +27,7 @@ from clickpulse.settings import PROJECT_ROOT, Settings
 from streaming.contract import decode_and_validate
 from streaming.kafka_io import end_offsets
 from streaming.simulator import SimulationConfig, Simulator, Truth, backfill_window
+from tests.support.uniques import uniques_problem
 
 WEIGHTS = {"impression": 0.1, "click": 1.0, "conversion": 5.0}
 HALF_LIFE_S = 6 * 3600.0
@@ -271,12 +272,7 @@ class Expected:
                 if (video_id, hour) in self.hours:
                     counts.update(self.hours[(video_id, hour)].counts)
                     users |= self.hours[(video_id, hour)].users
-        return {"counts": counts, "unique_users": len(users)}
-
-
-def close_enough(estimate: int, truth: int) -> bool:
-    """HyperLogLog estimates: within 2% (at least 1, for small counts)."""
-    return abs(estimate - truth) <= max(1, round(0.02 * truth))
+        return {"counts": counts, "unique_users": len(users), "users": users}
 
 
 def compare(
@@ -301,8 +297,8 @@ def compare(
         buttons = {k[7:]: n for k, n in totals.counts.items() if k.startswith("clicks:")}
         check(f"{video_id} clicks_by_button", stats["clicks_by_button"], dict(sorted(buttons.items())))
         check(f"{video_id} late", stats["late_events"], totals.counts["late"])
-        if not close_enough(stats["unique_users"], len(totals.users)):
-            problems.append(f"{video_id} unique_users {stats['unique_users']} vs {len(totals.users)}")
+        if problem := uniques_problem(windows, video_id, stats["unique_users"], totals.users):
+            problems.append(problem)
         for which in () if live_only else ("last_hour", "last_24h"):
             want = exp.window(video_id, which)
             got = stats[which]
@@ -310,20 +306,20 @@ def compare(
                 check(f"{video_id} {which} {metric}", got[metric], want["counts"][metric])
             wb = {k[7:]: n for k, n in want["counts"].items() if k.startswith("clicks:")}
             check(f"{video_id} {which} buttons", got["clicks_by_button"], dict(sorted(wb.items())))
-            if not close_enough(got["unique_users"], want["unique_users"]):
-                problems.append(f"{video_id} {which} uniques {got['unique_users']} vs {want['unique_users']}")
+            if problem := uniques_problem(windows, f"{video_id} {which}", got["unique_users"], want["users"]):
+                problems.append(problem)
     for (video_id, hour), h in ({} if live_only else exp.hours).items():
         name = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y%m%d%H")
         raw = windows.hgetall(keyspace.video_hour(video_id, name))
         check(f"{video_id} hour {name}", {k: int(v) for k, v in raw.items()}, dict(+h.counts))
         est = windows.pfcount(keyspace.video_uniques_hour(video_id, name))
-        if not close_enough(est, len(h.users)):
-            problems.append(f"{video_id} hour {name} uniques {est} vs {len(h.users)}")
+        if problem := uniques_problem(windows, f"{video_id} hour {name}", est, h.users):
+            problems.append(problem)
     for (video_id, day), users in ({} if live_only else exp.days).items():
         name = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d")
         est = windows.pfcount(keyspace.video_uniques_day(video_id, name))
-        if not close_enough(est, len(users)):
-            problems.append(f"{video_id} day {name} uniques {est} vs {len(users)}")
+        if problem := uniques_problem(windows, f"{video_id} day {name}", est, users):
+            problems.append(problem)
 
     glob = read_global(router, exp.now_s, keyspace=keyspace, trending_limit=100_000)
     check(
@@ -388,8 +384,8 @@ def compare_with_simulator_truth(
         for metric in ("clicks", "impressions", "conversions", "clicks_by_button"):
             if stats[metric] != want[metric]:
                 problems.append(f"{video_id} {metric}: {stats[metric]} vs truth {want[metric]}")
-        if not close_enough(stats["unique_users"], want["unique_users"]):
-            problems.append(f"{video_id} uniques {stats['unique_users']} vs truth {want['unique_users']}")
+        if problem := uniques_problem(windows, video_id, stats["unique_users"], truth.video_users(video_id)):
+            problems.append(problem)
     for video_id, hours in hours_doc["video_hours"].items():
         for iso_hour, want in hours.items():
             name = iso_hour[0:4] + iso_hour[5:7] + iso_hour[8:10] + iso_hour[11:13]
@@ -398,8 +394,9 @@ def compare_with_simulator_truth(
             if got != {m: want[m] for m in got}:
                 problems.append(f"{video_id} {iso_hour}: {got} vs truth {want}")
             est = windows.pfcount(keyspace.video_uniques_hour(video_id, name))
-            if not close_enough(est, want["unique_users"]):
-                problems.append(f"{video_id} {iso_hour} uniques {est} vs truth {want['unique_users']}")
+            users = (hours_truth or truth).video_hour_users(video_id, iso_hour)
+            if problem := uniques_problem(windows, f"{video_id} {iso_hour}", est, users):
+                problems.append(problem)
     return problems + _compare_dimensions(router, keyspace, doc, read_ctr)
 
 

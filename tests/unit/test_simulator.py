@@ -109,6 +109,23 @@ def test_hourly_truth_adds_up_to_the_all_time_truth(mixed: tuple[Simulator, list
     assert sum(truth["users"].values()) == totals["valid"]
 
 
+def test_truth_user_sets_are_the_users_behind_the_unique_counts(
+    mixed: tuple[Simulator, list[SimulatedRecord]],
+) -> None:
+    simulator, records = mixed
+    counted = [r.event for r in records if r.valid and not r.is_duplicate and r.event is not None]
+    truth = simulator.truth.to_dict()
+    for video_id, hours in truth["video_hours"].items():
+        mine = [e for e in counted if e["video_id"] == video_id]
+        assert simulator.truth.video_users(video_id) == {e["user_id"] for e in mine}
+        assert len(simulator.truth.video_users(video_id)) == truth["videos"][video_id]["unique_users"]
+        for iso_hour, row in hours.items():
+            users = simulator.truth.video_hour_users(video_id, iso_hour)
+            assert users == {e["user_id"] for e in mine if e["event_time"][:13] == iso_hour[:13]}
+            assert len(users) == row["unique_users"]
+    assert simulator.truth.video_users("no-such-video") == frozenset()
+
+
 def test_valid_records_pass_the_contract_and_malformed_ones_fail(
     mixed: tuple[Simulator, list[SimulatedRecord]],
 ) -> None:
