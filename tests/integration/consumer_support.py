@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from clickpulse.settings import PROJECT_ROOT, Settings
@@ -463,10 +470,33 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
     return out
 
 
-def group_assignment(bootstrap: str, group: str) -> list[list[int]]:
-    """The partitions each live member of ``group`` holds now, one sorted list per member."""
+_COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
+
+
+def group_assignment(bootstrap: str, group: str, timeout_s: float = 60.0) -> list[list[int]]:
+    """The partitions each live member of ``group`` holds now, one sorted list per member.
+
+    Retriable errors (a coordinator that moved or is still loading, as right after a cluster starts)
+    are asked again until ``timeout_s``."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+            break
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not isinstance(error, KafkaError) or time.monotonic() > deadline:
+                raise
+            if not error.retriable() and error.code() not in _COORDINATOR_MOVING:
+                raise
+            time.sleep(0.5)
     return sorted(
         sorted(tp.partition for tp in member.assignment.topic_partitions) for member in description.members
     )
