@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 CONF_TEMPLATE = PROJECT_ROOT / "stack" / "redis" / "redis.conf.tmpl"
 CLUSTER_PORTS = (17001, 17002, 17003)
+CLUSTER_SLOTS = 16_384
+CLUSTER_REJOIN_TIMEOUT_S = 60.0  # nodes restarted from nodes.conf, or just joined, until cluster_state:ok
 
 
 def ensure_redis_server() -> str:
@@ -163,23 +165,64 @@ def probe(url: str) -> tuple[Probe, str | None]:
 
 
 def create_cluster(host: str, ports: tuple[int, ...], credentials: RoleCredentials | None = None) -> None:
-    """Join the instances into a cluster of masters (no replicas) unless they already form one."""
+    """Join the instances into a cluster of masters (no replicas) unless they already form one.
+
+    Nodes restarted from their ``nodes-<port>.conf`` know each other and own every slot but report
+    ``cluster_state:fail`` until they have gossiped again: those are waited for, not created anew.
+    Only nodes that know no one and own no slot are joined; anything in between is an error that
+    says what each node sees."""
     import redis
 
     username = credentials.username if credentials else None
     password = credentials.password if credentials else None
 
-    def cluster_ok(port: int) -> bool:
+    def view(port: int) -> dict[str, str]:
         client = redis.Redis(
             host=host, port=port, username=username, password=password, decode_responses=True
         )
-        info = client.cluster("info")
-        return str(info.get("cluster_state")) == "ok" and int(info.get("cluster_known_nodes", 0)) == len(
-            ports
+        try:
+            return {k: str(v) for k, v in client.cluster("info").items()}
+        finally:
+            client.close()
+
+    def formed(info: dict[str, str]) -> bool:
+        return (
+            int(info.get("cluster_known_nodes", 0)) == len(ports)
+            and int(info.get("cluster_slots_assigned", 0)) == CLUSTER_SLOTS
         )
 
-    if cluster_ok(ports[0]):
+    def wait_ok(timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(cluster_ok(p) for p in ports):
+                return
+            time.sleep(0.3)
+        raise StackError(f"the Redis Cluster did not reach cluster_state:ok within {timeout_s:.0f}s")
+
+    def cluster_ok(port: int) -> bool:
+        info = view(port)
+        return info.get("cluster_state") == "ok" and formed(info)
+
+    views = {port: view(port) for port in ports}
+    if all(formed(info) for info in views.values()):
+        wait_ok(CLUSTER_REJOIN_TIMEOUT_S)
         return
+    fresh = all(
+        int(info.get("cluster_known_nodes", 0)) <= 1 and int(info.get("cluster_slots_assigned", 0)) == 0
+        for info in views.values()
+    )
+    if not fresh:
+        seen = "; ".join(
+            f"{host}:{port} knows {info.get('cluster_known_nodes')} nodes, "
+            f"{info.get('cluster_slots_assigned')} slots assigned"
+            for port, info in views.items()
+        )
+        raise StackError(
+            f"the Redis Cluster nodes are partly formed ({seen}); stop them with "
+            "`clickpulse stack down --cluster` and delete their nodes-<port>.conf files (in "
+            ".data/redis/redis-cluster-<port>/) "
+            "to form a new cluster"
+        )
     cli = shutil.which("redis-cli")
     if cli is None:
         raise StackError("redis-cli (from the redis-tools package) is needed to form the Redis Cluster")
@@ -196,9 +239,4 @@ def create_cluster(host: str, ports: tuple[int, ...], credentials: RoleCredentia
         raise StackError(
             f"redis-cli --cluster create failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if all(cluster_ok(p) for p in ports):
-            return
-        time.sleep(0.3)
-    raise StackError("the Redis Cluster did not reach cluster_state:ok within 30s")
+    wait_ok(CLUSTER_REJOIN_TIMEOUT_S)

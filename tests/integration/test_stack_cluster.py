@@ -13,6 +13,7 @@ from redis.cluster import RedisCluster
 from clickpulse.settings import Settings
 from clickpulse.stack import launcher
 from clickpulse.stack.processes import stop
+from clickpulse.stack.redis_server import CLUSTER_PORTS
 from clickpulse.stack.topics import ensure_topics
 
 pytestmark = pytest.mark.cluster
@@ -77,3 +78,23 @@ def test_replicated_topic_accepts_writes_with_a_broker_down(cluster: Settings, u
         began = time.monotonic()
         launcher.up(cluster, cluster=True)
         assert time.monotonic() - began < 120
+
+
+def test_the_redis_cluster_comes_back_after_its_nodes_are_stopped(
+    cluster: Settings, cluster_redis_url: str
+) -> None:
+    """Nodes restarted from their nodes.conf rejoin the same cluster (no new `--cluster create`, which
+    would refuse nodes that already know each other), with their data."""
+    key = "test:{restart}:kept"
+    client = RedisCluster.from_url(cluster_redis_url)
+    client.set(key, "yes")
+    client.close()
+    for _ in range(2):
+        for port in CLUSTER_PORTS:
+            assert stop(cluster.data_dir, f"redis-cluster-{port}")
+        launcher.up(cluster, cluster=True)
+        client = RedisCluster.from_url(cluster_redis_url)
+        assert client.get(key) == b"yes"
+        assert client.cluster_info()["cluster_state"] == "ok"
+        client.close()
+    RedisCluster.from_url(cluster_redis_url).delete(key)
