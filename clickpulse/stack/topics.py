@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from clickpulse.settings import Settings
 from streaming.kafka_io import KafkaTarget, as_client_config
@@ -14,26 +15,63 @@ def ensure_topics(
     kafka: KafkaTarget, specs: dict[str, int], replication: int = 1, timeout_s: float = 30
 ) -> list[str]:
     """Create each missing topic with its partition count; returns the names this call created.
-    ``kafka``: ``streaming.kafka_io.client_config(settings)``, or a bare bootstrap string."""
-    from confluent_kafka import KafkaError, KafkaException
+    ``kafka``: ``streaming.kafka_io.client_config(settings)``, or a bare bootstrap string.
+
+    Errors a just-started cluster gives for a moment (a bootstrap connection replaced mid-request,
+    no controller yet, retriable errors) are tried again, for what is still missing, until
+    ``timeout_s``; anything else is raised."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(as_client_config(kafka))
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    missing = [
-        NewTopic(name, num_partitions=parts, replication_factor=replication)
-        for name, parts in specs.items()
-        if name not in existing
-    ]
-    created = []
-    for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items() if missing else []:
-        try:
-            future.result()
-            created.append(name)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    return created
+    deadline = time.monotonic() + timeout_s
+    created: list[str] = []
+    while True:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        missing = [
+            NewTopic(name, num_partitions=parts, replication_factor=replication)
+            for name, parts in specs.items()
+            if name not in existing
+        ]
+        if not missing:
+            return created
+        transient: KafkaException | None = None
+        for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                if _already_exists(exc):
+                    continue
+                if not _transient(exc) or time.monotonic() > deadline:
+                    raise
+                transient = exc
+        if transient is None:
+            return created
+        logger.info("creating topics again after a transient error: %s", transient)
+        time.sleep(0.5)
+
+
+def _already_exists(exc: Exception) -> bool:
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+
+
+def _transient(exc: Exception) -> bool:
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        return False
+    return error.retriable() or error.code() in {
+        KafkaError._DESTROY_BROKER,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError.NOT_CONTROLLER,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
 
 
 def delete_topics(kafka: KafkaTarget, names: list[str], timeout_s: float = 30) -> list[str]:
