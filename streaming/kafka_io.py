@@ -137,6 +137,35 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
     return config
 
 
+def error_code(exc: BaseException) -> int | None:
+    """The ``KafkaError`` code a ``KafkaException`` carries, or None for anything else."""
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    return error.code() if isinstance(error, KafkaError) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error a just-started or rebalancing cluster gives for a moment: librdkafka's retriable ones, a
+    bootstrap connection replaced mid-request, transport and timeouts, no controller yet, a group
+    coordinator that moved or is loading. Worth asking again; anything else is not."""
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        return False
+    return error.retriable() or error.code() in {
+        KafkaError._DESTROY_BROKER,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError.NOT_CONTROLLER,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+
+
 def admin_config(settings: Settings) -> dict[str, Any]:
     return client_config(settings)
 

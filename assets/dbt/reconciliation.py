@@ -199,6 +199,11 @@ def stream_counted_rejects(rows: Iterable[Mapping[str, Any]]) -> dict[Pair, Stre
     return {pair: StreamCounts(**here, unique_users=len(users[pair])) for pair, here in counts.items()}
 
 
+def expected_collisions(users: int) -> float:
+    """Pairs of ``users`` expected to share an HLL register: n(n-1)/2 pairs, each 1 in 16,384."""
+    return users * (users - 1) / 2 / HLL_REGISTERS
+
+
 @functools.cache
 def hll_collision_allowance(users: int, false_alarm: float = HLL_FALSE_ALARM) -> int:
     """How far a Redis HyperLogLog of ``users`` distinct members may miss, from register collisions.
@@ -211,7 +216,7 @@ def hll_collision_allowance(users: int, false_alarm: float = HLL_FALSE_ALARM) ->
     2 % tolerance applies. Cached: an hour's video-hours share few sizes."""
     if users > HLL_REGISTERS:
         return 0
-    mean = users * (users - 1) / 2 / HLL_REGISTERS
+    mean = expected_collisions(users)
     if mean > 1000:
         return math.ceil(NormalDist().inv_cdf(1 - false_alarm) * math.sqrt(mean))
     cdf, k = 0.0, -1  # cdf = P(X <= k)
@@ -232,7 +237,7 @@ def uniques_agree(redis: int, mart: int, tolerance: float = UNIQUES_TOLERANCE, e
     size = max(redis, nearest)
     collisions = hll_collision_allowance(size)
     if redis > nearest:  # the estimator adds the expected collisions back: at most that much over
-        collisions = min(collisions, math.floor(size * (size - 1) / 2 / HLL_REGISTERS))
+        collisions = min(collisions, math.floor(expected_collisions(size)))
     return abs(redis - nearest) <= max(math.floor(tolerance * size), collisions)
 
 

@@ -191,6 +191,10 @@ def create_cluster(host: str, ports: tuple[int, ...], credentials: RoleCredentia
             and int(info.get("cluster_slots_assigned", 0)) == CLUSTER_SLOTS
         )
 
+    def cluster_ok(port: int) -> bool:
+        info = view(port)
+        return info.get("cluster_state") == "ok" and formed(info)
+
     def wait_ok(timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -198,10 +202,6 @@ def create_cluster(host: str, ports: tuple[int, ...], credentials: RoleCredentia
                 return
             time.sleep(0.3)
         raise StackError(f"the Redis Cluster did not reach cluster_state:ok within {timeout_s:.0f}s")
-
-    def cluster_ok(port: int) -> bool:
-        info = view(port)
-        return info.get("cluster_state") == "ok" and formed(info)
 
     views = {port: view(port) for port in ports}
     if all(formed(info) for info in views.values()):

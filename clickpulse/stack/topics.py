@@ -6,7 +6,7 @@ import logging
 import time
 
 from clickpulse.settings import Settings
-from streaming.kafka_io import KafkaTarget, as_client_config
+from streaming.kafka_io import KafkaTarget, as_client_config, error_code, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def ensure_topics(
     Errors a just-started cluster gives for a moment (a bootstrap connection replaced mid-request,
     no controller yet, retriable errors) are tried again, for what is still missing, until
     ``timeout_s``; anything else is raised."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(as_client_config(kafka))
@@ -41,37 +41,15 @@ def ensure_topics(
                 future.result()
                 created.append(name)
             except KafkaException as exc:
-                if _already_exists(exc):
+                if error_code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
-                if not _transient(exc) or time.monotonic() > deadline:
+                if not is_transient(exc) or time.monotonic() > deadline:
                     raise
                 transient = exc
         if transient is None:
             return created
         logger.info("creating topics again after a transient error: %s", transient)
         time.sleep(0.5)
-
-
-def _already_exists(exc: Exception) -> bool:
-    from confluent_kafka import KafkaError
-
-    error = exc.args[0] if exc.args else None
-    return isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
-
-
-def _transient(exc: Exception) -> bool:
-    from confluent_kafka import KafkaError
-
-    error = exc.args[0] if exc.args else None
-    if not isinstance(error, KafkaError):
-        return False
-    return error.retriable() or error.code() in {
-        KafkaError._DESTROY_BROKER,
-        KafkaError._TRANSPORT,
-        KafkaError._TIMED_OUT,
-        KafkaError.NOT_CONTROLLER,
-        KafkaError.REQUEST_TIMED_OUT,
-    }
 
 
 def delete_topics(kafka: KafkaTarget, names: list[str], timeout_s: float = 30) -> list[str]:
@@ -89,7 +67,7 @@ def delete_topics(kafka: KafkaTarget, names: list[str], timeout_s: float = 30) -
             future.result(timeout=timeout_s + 5)
             deleted.append(name)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+            if error_code(exc) != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 logger.warning("topic %s not deleted: %s", name, exc)
         except Exception as exc:
             logger.warning("topic %s not deleted: %s", name, exc)

@@ -63,6 +63,12 @@ LATENCY_SAMPLE_EVERY = 16
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
+def _enrichment(attributes: UserAttributes, is_late: bool) -> dict[str, Any]:
+    more = attributes.enrichment_fields()
+    more["is_late"] = is_late
+    return more
+
+
 def enriched_json(
     e: CountedEvent, attributes: UserAttributes | None, parts: dict[tuple[Any, ...], bytes] | None = None
 ) -> bytes:
@@ -75,21 +81,15 @@ def enriched_json(
     """
     attributes = attributes or UNKNOWN
     event = e.event
-
-    def enrichment() -> dict[str, Any]:
-        more = attributes.enrichment_fields()
-        more["is_late"] = e.is_late
-        return more
-
     if parts is None or event.extra is not None:
-        more = enrichment()
+        more = _enrichment(attributes, e.is_late)
         if event.received_at is None:
             more["received_at"] = datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)
         return encode_event(event, more)
     values = (attributes.country, attributes.subscription_tier, attributes.language, e.is_late)
     part = parts.get(values)
     if part is None:
-        part = parts[values] = b"," + orjson.dumps(enrichment())[1:-1]
+        part = parts[values] = b"," + orjson.dumps(_enrichment(attributes, e.is_late))[1:-1]
     if event.received_at is not None:
         return encode_event(event)[:-1] + part + b"}"
     received_at = {"received_at": datetime.fromtimestamp(e.timestamp_ms / 1000, UTC)}

@@ -23,7 +23,6 @@ import orjson
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
-    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -32,7 +31,7 @@ from confluent_kafka.admin import AdminClient
 
 from clickpulse.settings import PROJECT_ROOT, Settings
 from streaming.contract import decode_and_validate
-from streaming.kafka_io import end_offsets
+from streaming.kafka_io import end_offsets, is_transient
 from streaming.simulator import SimulationConfig, Simulator, Truth, backfill_window
 from tests.support.uniques import uniques_problem
 
@@ -470,15 +469,6 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30)
     return out
 
 
-_COORDINATOR_MOVING = frozenset(
-    {
-        KafkaError.NOT_COORDINATOR,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    }
-)
-
-
 def group_assignment(bootstrap: str, group: str, timeout_s: float = 60.0) -> list[list[int]]:
     """The partitions each live member of ``group`` holds now, one sorted list per member.
 
@@ -491,10 +481,7 @@ def group_assignment(bootstrap: str, group: str, timeout_s: float = 60.0) -> lis
             description = admin.describe_consumer_groups([group])[group].result(timeout=30)
             break
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if not isinstance(error, KafkaError) or time.monotonic() > deadline:
-                raise
-            if not error.retriable() and error.code() not in _COORDINATOR_MOVING:
+            if not is_transient(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
     return sorted(

@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from clickpulse.stack import topics
+from streaming.kafka_io import error_code, is_transient
 
 
 class ScriptedAdmin:
@@ -72,3 +73,12 @@ def test_transient_errors_stop_being_retried_at_the_deadline(monkeypatch: pytest
     with pytest.raises(KafkaException):
         topics.ensure_topics("127.0.0.1:1", {"a": 1}, timeout_s=30)
     assert len(admin.asked) == 2
+
+
+def test_what_counts_as_transient() -> None:
+    for code in (KafkaError._DESTROY_BROKER, KafkaError.NOT_CONTROLLER, KafkaError.NOT_COORDINATOR):
+        assert is_transient(KafkaException(KafkaError(code)))
+    assert not is_transient(KafkaException(KafkaError(KafkaError.INVALID_REPLICATION_FACTOR)))
+    assert not is_transient(RuntimeError("not Kafka"))
+    assert error_code(KafkaException(KafkaError(KafkaError.TOPIC_ALREADY_EXISTS))) == 36
+    assert error_code(RuntimeError("not Kafka")) is None
