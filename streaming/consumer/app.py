@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,12 +43,12 @@ from streaming.consumer import metrics
 from streaming.consumer.enrichment import UNKNOWN, UserAttributes, UserAttributesCache
 from streaming.consumer.live import LivePublisher, UserClickHook, UserClickPublisher, user_clicks
 from streaming.consumer.records import CountedEvent, DecodedBatch, decode_batch
-from streaming.consumer.redis_queue import OrderedRedisQueue
+from streaming.consumer.redis_queue import OrderedRedisQueue, Pending, Round, StreamedRedisQueue
 from streaming.consumer.state import ApplyResult, StateWriter, without_duplicates
 from streaming.event import encode_event
 from streaming.kafka_io import consumer_config, producer_config
 from streaming.keyspace import Keyspace, Retention
-from streaming.redis_conn import Family, RedisRouter
+from streaming.redis_conn import Family, RedisRouter, is_cluster_client
 from streaming.redis_roles import Role
 
 logger = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ class _InFlight:
 
     batch: DecodedBatch
     began: float
-    first: Future[tuple[dict[str, UserAttributes], int]]
-    second: Future[tuple[dict[str, list[CountedEvent]], float]] | None = None
+    first: Pending[tuple[dict[str, UserAttributes], int]]
+    second: Pending[tuple[dict[str, list[CountedEvent]], float]] | None = None
     attributes: dict[str, UserAttributes] = field(default_factory=dict)
     duplicates: int = 0
     produced: bool = False
@@ -174,7 +174,11 @@ class RealtimeConsumer:
         self.stats = RunStats()
         self.latencies: list[float] | None = [] if record_latencies else None
         self._stop = threading.Event()
-        self._redis = OrderedRedisQueue()
+        self._redis: StreamedRedisQueue | OrderedRedisQueue = (
+            OrderedRedisQueue(self.writer)
+            if any(is_cluster_client(c) for c in self.router.clients())
+            else StreamedRedisQueue(self.writer)
+        )
         self._live_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live")
         self._flights: list[_InFlight] = []
         self._delivery_errors: list[str] = []
@@ -293,15 +297,25 @@ class RealtimeConsumer:
         return projected
 
     def _launch(self, batch: DecodedBatch) -> _InFlight:
-        """Queue the attribute look-up and phase one (planned here, run by the Redis thread)."""
+        """Queue the attribute look-up and phase one (planned here)."""
         events = batch.events
         calls = self.writer.plan_phase_one(events)
+        enricher = self.enricher
 
-        def phase_one() -> tuple[dict[str, UserAttributes], int]:
-            attributes = self.enricher.lookup(e.event.user_id for e in events)
-            return attributes, self.writer.phase_one_result(calls, self.writer.execute(calls))
+        def phase_one() -> Round[tuple[dict[str, UserAttributes], int]]:
+            found, missing = enricher.cached(e.event.user_id for e in events)
+            reads = [(enricher.client, command) for command in enricher.reads(missing)]
+            n = len(calls)
+            return Round(
+                calls,
+                reads,
+                lambda replies: (
+                    enricher.fill(found, missing, replies[n:]),
+                    self.writer.phase_one_result(calls, replies[:n]),
+                ),
+            )
 
-        return _InFlight(batch, time.monotonic(), self._redis.submit(phase_one))
+        return _InFlight(batch, time.monotonic(), self._redis.submit_round(phase_one))
 
     def _advance(self, flight: _InFlight) -> None:
         """Plan phase two for the whole batch, wait for phase one, drop the duplicates it found, queue
@@ -312,11 +326,12 @@ class RealtimeConsumer:
             if flight.duplicates:
                 calls = without_duplicates(calls)
 
-            def phase_two() -> tuple[dict[str, list[CountedEvent]], float]:
-                applied = self.writer.phase_two_result(calls, self.writer.execute(calls))
-                return applied, time.time()
+            def phase_two() -> Round[tuple[dict[str, list[CountedEvent]], float]]:
+                return Round(
+                    calls, [], lambda replies: (self.writer.phase_two_result(calls, replies), time.time())
+                )
 
-            flight.second = self._redis.submit(phase_two)
+            flight.second = self._redis.submit_round(phase_two)
         except RETRYABLE as exc:
             flight.error = exc
 

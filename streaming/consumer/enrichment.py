@@ -52,6 +52,16 @@ class UserAttributesCache:
 
     def lookup(self, user_ids: Iterable[str]) -> dict[str, UserAttributes]:
         """Attributes of every user (``UNKNOWN`` when Redis has none); one pipeline for the misses."""
+        found, missing = self.cached(user_ids)
+        if not missing:
+            return found
+        pipe = self.client.pipeline(transaction=False)
+        for command in self.reads(missing):
+            pipe.execute_command(*command)
+        return self.fill(found, missing, pipe.execute())
+
+    def cached(self, user_ids: Iterable[str]) -> tuple[dict[str, UserAttributes], list[str]]:
+        """The users the cache holds, and the others (to read with ``reads``, then ``fill``)."""
         now = time.monotonic()
         found: dict[str, UserAttributes] = {}
         missing: list[str] = []
@@ -63,14 +73,20 @@ class UserAttributesCache:
                 self.hits += 1
             else:
                 missing.append(user_id)
-        if not missing:
-            return found
         self.misses += len(missing)
-        pipe = self.client.pipeline(transaction=False)
-        for user_id in missing:
-            pipe.hmget(self.keyspace.user_attributes(user_id), USER_ATTRIBUTE_FIELDS)
-        expires = now + self.ttl_s
-        for user_id, values in zip(missing, pipe.execute(), strict=True):
+        return found, missing
+
+    def reads(self, missing: list[str]) -> list[tuple[str, ...]]:
+        """One HMGET per user (the consumer sends them in the pipeline of its Lua calls)."""
+        key = self.keyspace.user_attributes
+        return [("HMGET", key(user_id), *USER_ATTRIBUTE_FIELDS) for user_id in missing]
+
+    def fill(
+        self, found: dict[str, UserAttributes], missing: list[str], replies: list[Any]
+    ) -> dict[str, UserAttributes]:
+        """``found`` completed with the replies of ``reads(missing)``, which the cache keeps."""
+        expires = time.monotonic() + self.ttl_s
+        for user_id, values in zip(missing, replies, strict=True):
             attrs = UserAttributes(*values) if any(v is not None for v in values) else UNKNOWN
             found[user_id] = attrs
             if self.max_size > 0:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -30,6 +30,7 @@ from redis.exceptions import NoScriptError
 
 from clickpulse.settings import Settings
 from streaming.consumer.records import CountedEvent
+from streaming.consumer.reply_stream import ReplyStream, Written
 from streaming.keyspace import (
     EPS_TTL_S,
     SEEN_BUCKET_S,
@@ -54,6 +55,12 @@ ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "
 _Row = tuple[str, list[Any], CountedEvent]
 
 
+# A plain command (the user attribute look-ups) sent with the calls of its client.
+Read = tuple[RedisClient, tuple[Any, ...]]
+# What ``send`` wrote to one stream: (stream, what ``ReplyStream.read`` needs, reply slots).
+SentPart = tuple["ReplyStream", "Written", list[int]]
+
+
 @dataclass(slots=True)
 class _Group:
     base_key: str
@@ -63,12 +70,16 @@ class _Group:
 
 
 @dataclass(slots=True)
-class _Call:
+class LuaCall:
     client: RedisClient
     script: str
     groups: list[_Group]
     watermark_key: str
     header: dict[str, Any]
+    # Per partition: the last offset the call covers, and the last offset of the previous call of its
+    # role and watermark key when this call continues from there (``StateWriter._chain``).
+    upto: dict[int, int] = field(default_factory=dict)
+    after: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -118,6 +129,9 @@ class StateWriter:
         self.topic = source_topic
         self.max_events_per_call = settings.consumer_lua_max_events
         self._scripts: dict[int, ScriptSet] = {}
+        # (watermark key, role, partition) -> the last offset of the role's last planned call
+        self._last_planned: dict[tuple[str, str, int], int] = {}
+        self._streams: dict[int, ReplyStream] = {}
         for client in router.clients():
             self._scripts[id(client)] = ScriptSet(client)
             if is_cluster_client(client):
@@ -153,7 +167,7 @@ class StateWriter:
         calls = self.plan_phase_one(events)
         return self.phase_one_result(calls, self.execute(calls))
 
-    def plan_phase_one(self, events: list[CountedEvent]) -> list[_Call]:
+    def plan_phase_one(self, events: list[CountedEvent]) -> list[LuaCall]:
         """The calls of ``phase_one`` (no I/O): ``execute`` runs them, ``phase_one_result`` reads them."""
         if not events:
             return []
@@ -183,7 +197,7 @@ class StateWriter:
         return self._calls(Family.LIVE, "live", ROLE_VIDEOS, "v", rows, header)
 
     @staticmethod
-    def phase_one_result(calls: list[_Call], replies: list[Any]) -> int:
+    def phase_one_result(calls: list[LuaCall], replies: list[Any]) -> int:
         """Marks duplicates (``first = False``) from phase one's replies; returns how many."""
         duplicates = 0
         for call, reply in zip(calls, replies, strict=True):
@@ -200,7 +214,7 @@ class StateWriter:
         calls = self.plan_phase_two(events)
         return self.phase_two_result(calls, self.execute(calls))
 
-    def plan_phase_two(self, events: list[CountedEvent]) -> list[_Call]:
+    def plan_phase_two(self, events: list[CountedEvent]) -> list[LuaCall]:
         """The calls of ``phase_two`` for ``events`` (no I/O). The consumer plans them for the whole
         batch while phase one runs, then drops the duplicates phase one found (``without_duplicates``)."""
         if not events:
@@ -259,7 +273,7 @@ class StateWriter:
         ]
 
     @staticmethod
-    def phase_two_result(calls: list[_Call], replies: list[Any]) -> dict[str, list[CountedEvent]]:
+    def phase_two_result(calls: list[LuaCall], replies: list[Any]) -> dict[str, list[CountedEvent]]:
         """Per user, the clicks phase two applied now (from the profile script's replies)."""
         applied: dict[str, list[CountedEvent]] = {}
         for call, reply in zip(calls, replies, strict=True):
@@ -273,7 +287,7 @@ class StateWriter:
 
     def _calls(
         self, family: Family, script: str, role: str, kind: str, rows: list[_Row], header: dict[str, Any]
-    ) -> list[_Call]:
+    ) -> list[LuaCall]:
         """Rows (in offset order per partition) of groups of one ``kind`` packed into calls: one per hash
         slot on a Cluster; on a single Redis, contiguous slices of at most ``max_events_per_call`` rows."""
         if not rows:
@@ -285,33 +299,55 @@ class StateWriter:
             for row in rows:
                 by_slot[_slot(row[0])].append(row)
             return [
-                _Call(
-                    client,
-                    script,
-                    _groups(slot_rows, kind),
-                    self.keyspace.watermarks(slot_tag(slot)),
-                    full_header,
+                self._chain(
+                    LuaCall(
+                        client,
+                        script,
+                        _groups(slot_rows, kind),
+                        self.keyspace.watermarks(slot_tag(slot)),
+                        full_header,
+                    ),
+                    slot_rows,
                 )
                 for slot, slot_rows in by_slot.items()
             ]
         size = self.max_events_per_call
         watermark_key = self.keyspace.watermarks()
         return [
-            _Call(client, script, _groups(rows[i : i + size], kind), watermark_key, full_header)
+            self._chain(
+                LuaCall(client, script, _groups(rows[i : i + size], kind), watermark_key, full_header),
+                rows[i : i + size],
+            )
             for i in range(0, len(rows), size)
         ]
 
-    def execute(self, calls: list[_Call]) -> list[Any]:
-        """Run the calls, one pipeline per client; reload the scripts once if a server lost them."""
-        by_client: dict[int, list[int]] = defaultdict(list)
-        for index, call in enumerate(calls):
-            by_client[id(call.client)].append(index)
-        replies: list[Any] = [None] * len(calls)
-        for indexes in by_client.values():
-            client = calls[indexes[0]].client
+    def _chain(self, call: LuaCall, rows: list[_Row]) -> LuaCall:
+        """Sets the call's ``upto`` and ``after`` (common.lua, Watermark). Calls of a role are planned
+        in the order they are sent; a call that starts at or below where the previous one ended (a
+        retry, a replay after a rewind) gets no ``after``: the consumer runs those alone."""
+        upto = {e.partition: e.offset for _b, _a, e in rows}  # rows: offset order per partition
+        starts = {e.partition: e.offset for _b, _a, e in reversed(rows)}
+        role = (call.watermark_key, call.header["role"])
+        last = self._last_planned
+        for partition, offset in upto.items():
+            previous = last.get((*role, partition))
+            if previous is not None and previous < starts[partition]:
+                call.after[partition] = previous
+            last[(*role, partition)] = offset
+        call.upto = upto
+        return call
+
+    def execute(self, calls: list[LuaCall], reads: Sequence[Read] = ()) -> list[Any]:
+        """Run the calls, then ``reads`` (plain commands, each with its client), in one pipeline per
+        client and wait; the replies of the calls, then those of the reads. The scripts are loaded
+        again once if a server lost them."""
+        replies: list[Any] = [None] * (len(calls) + len(reads))
+        for client, call_indexes, read_indexes in _by_client(calls, reads):
             scripts = self._scripts[id(client)]
+            mine = [calls[i] for i in call_indexes]
+            commands = [reads[i][1] for i in read_indexes]
             for attempt in range(2):
-                results = self._send(client, scripts, [calls[i] for i in indexes])
+                results = self._send(client, scripts, mine, commands)
                 if any(isinstance(r, NoScriptError) for r in results) and attempt == 0:
                     logger.warning(
                         "Redis lost the ClickPulse scripts (restart or failover?); loading them again"
@@ -319,23 +355,88 @@ class StateWriter:
                     scripts.load()
                     continue
                 break
-            for i, result in zip(indexes, results, strict=True):
+            slots = [*call_indexes, *(len(calls) + i for i in read_indexes)]
+            for i, result in zip(slots, results, strict=True):
                 if isinstance(result, Exception):
                     raise result
                 replies[i] = result
         return replies
 
     @staticmethod
-    def _send(client: RedisClient, scripts: ScriptSet, calls: Iterable[_Call]) -> list[Any]:
+    def _send(
+        client: RedisClient,
+        scripts: ScriptSet,
+        calls: Iterable[LuaCall],
+        commands: Iterable[tuple[Any, ...]] = (),
+    ) -> list[Any]:
         pipe = client.pipeline(transaction=False)
         for call in calls:
-            payload = _PACK(
-                {**call.header, "k": [g.kind for g in call.groups], "g": [g.events for g in call.groups]}
-            )
-            keys = [*(g.base_key for g in call.groups), call.watermark_key]
             # execute_command: ClusterPipeline blocks its evalsha() helper, the raw command is routed by key.
-            pipe.execute_command("EVALSHA", scripts.sha(call.script), len(keys), *keys, payload)
+            pipe.execute_command(*_evalsha(call, scripts))
+        for command in commands:
+            pipe.execute_command(*command)
         return list(pipe.execute(raise_on_error=False))
+
+    def send(self, calls: list[LuaCall], reads: Sequence[Read] = ()) -> list[SentPart]:
+        """Write the calls, then ``reads``, to one ``ReplyStream`` per client (standalone Redis only)
+        without waiting; ``collect`` reads the replies. A write that fails drops every stream's
+        connection (the replies of everything written before are lost with it)."""
+        parts: list[SentPart] = []
+        try:
+            for client, call_indexes, read_indexes in _by_client(calls, reads):
+                stream = self._streams.get(id(client))
+                if stream is None:
+                    stream = self._streams[id(client)] = ReplyStream(client)
+                scripts = self._scripts[id(client)]
+                commands = [_evalsha(calls[i], scripts) for i in call_indexes]
+                commands += [reads[i][1] for i in read_indexes]
+                slots = [*call_indexes, *(len(calls) + i for i in read_indexes)]
+                parts.append((stream, stream.write(commands), slots))
+        except BaseException:
+            self.drop_streams()
+            raise
+        return parts
+
+    @staticmethod
+    def collect(parts: list[SentPart], size: int) -> list[Any]:
+        """The replies of ``send``'s parts in the order of its calls and reads (``size`` in all); raises
+        the first error reply, or why the connection was lost."""
+        replies: list[Any] = [None] * size
+        for stream, written, slots in parts:
+            for slot, reply in zip(slots, stream.read(written), strict=True):
+                replies[slot] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def drop_streams(self) -> None:
+        for stream in self._streams.values():
+            stream.drop()
+
+
+def _evalsha(call: LuaCall, scripts: ScriptSet) -> tuple[Any, ...]:
+    payload = _PACK(
+        {
+            **call.header,
+            "k": [g.kind for g in call.groups],
+            "g": [g.events for g in call.groups],
+            "upto": call.upto,
+            "after": call.after,
+        }
+    )
+    keys = [*(g.base_key for g in call.groups), call.watermark_key]
+    return ("EVALSHA", scripts.sha(call.script), len(keys), *keys, payload)
+
+
+def _by_client(calls: list[LuaCall], reads: Sequence[Read]) -> list[tuple[RedisClient, list[int], list[int]]]:
+    """Per client (in order of first use): the indexes of its calls and of its reads."""
+    by_client: dict[int, tuple[RedisClient, list[int], list[int]]] = {}
+    for index, call in enumerate(calls):
+        by_client.setdefault(id(call.client), (call.client, [], []))[1].append(index)
+    for index, (client, _command) in enumerate(reads):
+        by_client.setdefault(id(client), (client, [], []))[2].append(index)
+    return list(by_client.values())
 
 
 def _groups(rows: list[_Row], kind: str) -> list[_Group]:
@@ -350,10 +451,10 @@ def _groups(rows: list[_Row], kind: str) -> list[_Group]:
     return list(groups.values())
 
 
-def without_duplicates(calls: list[_Call]) -> list[_Call]:
+def without_duplicates(calls: list[LuaCall]) -> list[LuaCall]:
     """Phase two's calls planned for a whole batch, less the events phase one marked as duplicates
-    (groups and calls left empty are dropped)."""
-    kept: list[_Call] = []
+    (groups left empty are dropped; a call left empty is kept: it still moves its watermark to its
+    ``upto``, where the next call of its role starts)."""
     for call in calls:
         groups = []
         for group in call.groups:
@@ -363,7 +464,5 @@ def without_duplicates(calls: list[_Call]) -> list[_Call]:
                 group.members = [m for _a, m in pairs]
             if group.events:
                 groups.append(group)
-        if groups:
-            call.groups = groups
-            kept.append(call)
-    return kept
+        call.groups = groups
+    return calls

@@ -61,23 +61,48 @@ end
 -- Per-partition offset watermark of the whole call, in KEYS[#KEYS] (a key in the same hash slot as
 -- the groups: one per slot on a Cluster, one per Redis otherwise), field <role>:<topic>:<partition>.
 -- An event is applied only when its offset is above the watermark read at the start of the call, so
--- a replayed offset never counts twice; the call then stores the highest offset it saw. Calls of one
--- role run in offset order, and a call covers every group of its slot for its range of offsets.
+-- a replayed offset never counts twice; the call then stores the highest offset it covers (its
+-- events', and req.upto's: the consumer's last offset of the partition in this call, duplicates it
+-- left out included). Calls of one role run in offset order, and a call covers every group of its
+-- slot for its range of offsets.
+-- The consumer writes a call before the replies of the earlier ones are read; req.after names, per
+-- partition, the last offset of the role's previous call. When the watermark is below it, that call
+-- failed, and this one refuses to run (GAP error, nothing written) rather than move the watermark
+-- past offsets that were never counted: the consumer retries both, in order.
 local function Watermark(key, field_prefix)
   local start, top = {}, {}
   local self = {}
-  function self.fresh(p, o)
+  local function current(p)
     local w = start[p]
     if w == nil then
       w = tonumber(redis.call('HGET', key, field_prefix .. p) or '-1') or -1
       start[p] = w
     end
+    return w
+  end
+  function self.fresh(p, o)
+    local w = current(p)
     if top[p] == nil or o > top[p] then
       top[p] = o
     end
     return o > w
   end
-  function self.save()
+  function self.gap(after)
+    for p, o in pairs(after or {}) do
+      local w = current(p)
+      if w < o then
+        return string.format('GAP partition %d: watermark %d is below %d, where the previous call ended', p, w, o)
+      end
+    end
+    return nil
+  end
+  function self.save(upto)
+    for p, o in pairs(upto or {}) do
+      current(p)
+      if top[p] == nil or o > top[p] then
+        top[p] = o
+      end
+    end
     local args = {}
     for p, o in pairs(top) do
       if o > start[p] then
@@ -176,6 +201,10 @@ end
 -- or ``global`` (kind 'g', the {global} slot), then the buffered windows and the watermark are written.
 -- Returns one result per group.
 local function run_groups(windows, video, global)
+  local gap = wm.gap(req.after)
+  if gap then
+    return redis.error_reply(gap)
+  end
   local out = {}
   for gi, events in ipairs(req.g) do
     if req.k[gi] == 'v' then
@@ -185,6 +214,6 @@ local function run_groups(windows, video, global)
     end
   end
   windows.flush()
-  wm.save()
+  wm.save(req.upto)
   return out
 end

@@ -63,9 +63,13 @@ local function user(base, events)
   return table.concat(flags)
 end
 
+local gap = wm.gap(req.after)
+if gap then
+  return redis.error_reply(gap)
+end
 local out = {}
 for gi, events in ipairs(req.g) do
   out[gi] = user(KEYS[gi], events)
 end
-wm.save()
+wm.save(req.upto)
 return out

@@ -17,6 +17,8 @@ from prometheus_client import REGISTRY
 
 from clickpulse.settings import Settings
 from streaming.consumer import RealtimeConsumer
+from streaming.consumer.redis_queue import OrderedRedisQueue, StreamedRedisQueue
+from streaming.consumer.state import LuaCall
 from streaming.kafka_io import committed_offsets as committed
 from streaming.keyspace import Keyspace, read_trending
 from streaming.redis_conn import Family, RedisRouter, connect
@@ -204,21 +206,76 @@ def test_batches_kafka_did_not_confirm_are_retried_without_double_counts(private
 
 
 def test_redis_failures_while_batches_overlap_count_every_event_once(private: Settings) -> None:
-    """Redis calls fail while later batches' calls are queued behind them (full batches, so phase one of
-    the next batch is queued before this one's phase two): nothing queued after a failure runs, every
-    batch in flight is retried in order, and the counts still equal the truth."""
+    """Redis refuses calls while later batches' calls are already written behind them (full batches, so
+    phase one of the next batch is written before this one's reply is read): the scripts refuse every
+    later call of the same role (GAP, nothing written), every batch in flight is retried in order, and
+    the counts still equal the truth."""
     records, expected, router, ks = _overlap_run(private, seed=23)
     consumer = RealtimeConsumer(private, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=200)
+    assert isinstance(consumer._redis, StreamedRedisQueue)
+    send, execute = consumer.writer.send, consumer.writer.execute
+    rounds, retries = itertools.count(1), itertools.count(1)
+    impossible = 2**62
+    failed: list[str] = []
+
+    def refused_send(calls: list[LuaCall], reads: Any = ()) -> Any:
+        n = next(rounds)
+        if n in {6, 15, 22} and calls:
+            failed.append(f"round {n}")
+            calls[0].after = dict.fromkeys(calls[0].upto, impossible)  # the script refuses it
+        return send(calls, reads)
+
+    def flaky_execute(calls: list[LuaCall], reads: Any = ()) -> Any:
+        if next(retries) == 1:  # the first retry fails too
+            failed.append("retry 1")
+            raise redis.ConnectionError("injected failure of a retry")
+        return execute(calls, reads)
+
+    reasons: list[str] = []
+    count_failure = consumer._count_failure
+
+    def record(exc: Exception, attempt: int) -> None:
+        reasons.append(str(exc))
+        count_failure(exc, attempt)
+
+    consumer.writer.send = refused_send  # type: ignore[method-assign]
+    consumer.writer.execute = flaky_execute  # type: ignore[method-assign]
+    consumer._count_failure = record  # type: ignore[method-assign]
+    try:
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        consumer.close()
+    assert failed == ["round 6", "retry 1", "round 15", "round 22"]
+    injected = [r for r in reasons if str(impossible) in r]
+    assert len(injected) == 3, reasons
+    # A later call of the same role, written before the failed one's reply was read, was refused too.
+    assert any(r.startswith("GAP") and str(impossible) not in r for r in reasons), reasons
+    assert consumer.stats.retries >= 4 and consumer.stats.batches > 10
+    assert compare(router, ks, expected) == []
+    enriched = read_topic(private.kafka_bootstrap_servers, private.topic_enriched, expected.valid)
+    assert {orjson.loads(m.value())["event_id"] for m in enriched} == {
+        e["event_id"] for e in expected.first_events
+    }
+    router.close()
+
+
+def test_redis_failures_on_the_threaded_queue_count_every_event_once(private: Settings) -> None:
+    """The queue a Redis Cluster uses (one thread, a round at a time): after a failure nothing queued
+    runs, every batch in flight is retried in order, and the counts still equal the truth."""
+    records, expected, router, ks = _overlap_run(private, seed=24)
+    consumer = RealtimeConsumer(private, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=200)
+    consumer._redis.shutdown()
+    consumer._redis = OrderedRedisQueue(consumer.writer)
     execute = consumer.writer.execute
     calls = itertools.count(1)
     failed: list[int] = []
 
-    def flaky(batch_calls: list[Any]) -> list[Any]:
+    def flaky(batch_calls: list[LuaCall], reads: Any = ()) -> list[Any]:
         n = next(calls)
         if n in {6, 7, 15, 22}:  # 7: the first retry of the batch that failed at 6 fails too
             failed.append(n)
             raise redis.ConnectionError(f"injected failure of Redis call {n}")
-        return execute(batch_calls)
+        return execute(batch_calls, reads)
 
     consumer.writer.execute = flaky  # type: ignore[method-assign,assignment]
     try:
@@ -229,10 +286,6 @@ def test_redis_failures_while_batches_overlap_count_every_event_once(private: Se
     # Every failed call retries its batch; so does every batch whose queued call was refused after it.
     assert consumer.stats.retries >= len(failed) and consumer.stats.batches > 10
     assert compare(router, ks, expected) == []
-    enriched = read_topic(private.kafka_bootstrap_servers, private.topic_enriched, expected.valid)
-    assert {orjson.loads(m.value())["event_id"] for m in enriched} == {
-        e["event_id"] for e in expected.first_events
-    }
     router.close()
 
 
