@@ -157,44 +157,16 @@ class StateWriter:
         self.merged_windows = router.shares_client(Family.LIVE, Family.WINDOWS)
 
     def apply(self, events: list[CountedEvent]) -> ApplyResult:
-        """Apply ``events`` (in offset order per partition); marks duplicates with ``first = False``."""
-        duplicates = self.phase_one(events)
-        return ApplyResult(duplicates, self.phase_two([e for e in events if e.first]))
-
-    def phase_one(self, events: list[CountedEvent]) -> int:
-        """Dedupe by event_id and apply the per-video live counters (and the video windows when they
-        share the Redis); returns the number of duplicates. ``phase_two`` takes the first occurrences."""
-        calls = self.plan_phase_one(events)
-        return self.phase_one_result(calls, self.execute(calls))
-
-    def plan_phase_one(self, events: list[CountedEvent]) -> list[LuaCall]:
-        """The calls of ``phase_one`` (no I/O): ``execute`` runs them, ``phase_one_result`` reads them."""
-        if not events:
-            return []
-        video = self.keyspace.video
-        merged = self.merged_windows
-        rows: list[_Row] = []
-        append = rows.append
-        for e in events:
-            ev = e.event
-            args = [
-                e.partition,
-                e.offset,
-                KIND_CODES[ev.event_type],
-                ev.button_id or "",
-                e.compact_id,
-                str(int(e.event_time_s // SEEN_BUCKET_S)),
-                1 if e.is_late else 0,
-                ev.user_id,
-                f"{e.partition}:{e.offset}",
-            ]
-            if merged and not e.is_late:
-                args += bucket_names(e.event_time_s)
-            append((video(ev.video_id), args, e))
-        header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
-        if merged:
-            header.update(self._windows_header, win=True)
-        return self._calls(Family.LIVE, "live", ROLE_VIDEOS, "v", rows, header)
+        """Apply ``events`` (in offset order per partition) and wait: phase one (event_id dedupe, the
+        per-video live counters, and the video windows when they share the Redis), then phase two for
+        the first occurrences (global live counters and windows, profiles, the video windows when they
+        live on their own Redis). Marks duplicates with ``first = False``; returns them and, per user,
+        the clicks applied now (not by an earlier run of the same offsets)."""
+        first, second = self.plan(events)
+        duplicates = self.phase_one_result(first, self.execute(first))
+        if duplicates:
+            second = without_duplicates(second)
+        return ApplyResult(duplicates, self.phase_two_result(second, self.execute(second)))
 
     @staticmethod
     def phase_one_result(calls: list[LuaCall], replies: list[Any]) -> int:
@@ -207,22 +179,17 @@ class StateWriter:
                     duplicates += not member.first
         return duplicates
 
-    def phase_two(self, events: list[CountedEvent]) -> dict[str, list[CountedEvent]]:
-        """Global live counters (and global windows), profiles, and the video windows when they live on
-        their own Redis, for first occurrences; returns, per user, the clicks applied now (not by an
-        earlier run of the same offsets)."""
-        calls = self.plan_phase_two(events)
-        return self.phase_two_result(calls, self.execute(calls))
-
-    def plan_phase_two(self, events: list[CountedEvent]) -> list[LuaCall]:
-        """The calls of ``phase_two`` for ``events`` (no I/O). The consumer plans them for the whole
-        batch while phase one runs, then drops the duplicates phase one found (``without_duplicates``)."""
+    def plan(self, events: list[CountedEvent]) -> tuple[list[LuaCall], list[LuaCall]]:
+        """The calls of ``phase_one`` and of ``phase_two`` for ``events``, in one pass (no I/O). The
+        consumer plans both for the whole batch, runs phase one, then drops the duplicates it found from
+        phase two (``without_duplicates``). Calls of a role must be planned in the order they are sent."""
         if not events:
-            return []
+            return [], []
         ks = self.keyspace
-        user = ks.user
+        video, user = ks.video, ks.user
         merged = self.merged_windows
         global_key = ks.global_()
+        video_rows: list[_Row] = []
         global_rows: list[_Row] = []
         user_rows: list[_Row] = []
         window_rows: list[_Row] = []
@@ -232,25 +199,40 @@ class StateWriter:
             p, o, t = e.partition, e.offset, e.event_time_s
             kind = KIND_CODES[ev.event_type]
             button = ev.button_id or ""
+            video_id, user_id = ev.video_id, ev.user_id
+            video_key = video(video_id)
+            late = e.is_late
+            video_args = [
+                p,
+                o,
+                kind,
+                button,
+                e.compact_id,
+                str(int(t // SEEN_BUCKET_S)),
+                1 if late else 0,
+                user_id,
+                f"{p}:{o}",
+            ]
+            video_rows.append((video_key, video_args, e))
             surface = ev.surface or ""
             model_version, rec_slot = ev.model_version, ev.rec_slot
             slot = "" if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
-            trend_time = min(t, e.timestamp_ms / 1000)
-            args: list[Any] = [p, o, kind, button, surface, slot, ev.video_id, trend_time]
+            args: list[Any] = [p, o, kind, button, surface, slot, video_id, min(t, e.timestamp_ms / 1000)]
             global_rows.append((global_key, args, e))
-            user_rows.append((user(ev.user_id), [p, o, kind, button, ev.video_id, round(t * 1000)], e))
-            if e.is_late:
+            user_rows.append((user(user_id), [p, o, kind, button, video_id, round(t * 1000)], e))
+            if late:
                 args.append(1)
                 continue
             minute, hour, day = bucket_names(t)
             if merged:
+                video_args += (minute, hour, day)
                 args += (0, hour)
                 continue
             args.append(0)
-            window_args = [p, o, kind, button, minute, hour, day, ev.user_id]
-            window_rows.append((ks.video(ev.video_id), window_args, e))
+            window_rows.append((video_key, [p, o, kind, button, minute, hour, day, user_id], e))
             global_window_rows.append((global_key, [p, o, kind, button, surface, slot, hour], e))
 
+        video_header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
         live_header: dict[str, Any] = {
             "weights": self._weights,
             "half_life_s": self._half_life_s,
@@ -260,10 +242,11 @@ class StateWriter:
             "eps_ttl": EPS_TTL_S,
         }
         if merged:
+            video_header.update(self._windows_header, win=True)
             live_header.update(self._windows_header, win=True)
         profile_header = {"profile_ttl": self.retention.profile_s, "recent_cap": self._recent_cap}
         windows_header = self._windows_header
-        return [
+        return self._calls(Family.LIVE, "live", ROLE_VIDEOS, "v", video_rows, video_header), [
             *self._calls(Family.LIVE, "live", ROLE_GLOBAL, "g", global_rows, live_header),
             *self._calls(Family.PROFILES, "profile", ROLE_USERS, "u", user_rows, profile_header),
             *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, "v", window_rows, windows_header),

@@ -127,8 +127,37 @@ end
 -- HINCRBY with exactly the increment, so EXPIRE follows only then (a field new to an existing key
 -- also matches: its TTL is refreshed, which is harmless). HyperLogLogs get EXPIRE on every write (an
 -- evicted HLL re-created later must not lose its TTL).
+local function write_counter(key, fields, ttl)
+  local created = false
+  for field, n in pairs(fields) do
+    local total = redis.call('HINCRBY', key, field, int(n))
+    if not created and total == n then
+      created = true
+    end
+  end
+  if created then
+    redis.call('EXPIRE', key, int(ttl))
+  end
+end
+
+local function write_hll(key, members, ttl)
+  pfadd_all(key, keys_of(members))
+  redis.call('EXPIRE', key, int(ttl))
+end
+
+-- 'clicks:<button>' once per button and call (a table look-up costs less than a concatenation).
+local click_fields = {}
+local function click_field(button)
+  local f = click_fields[button]
+  if f == nil then
+    f = 'clicks:' .. button
+    click_fields[button] = f
+  end
+  return f
+end
+
 local function WindowWriter()
-  local counters, hlls = {}, {}
+  local counters = {}
   local self = {}
   local function counter(key, ttl)
     local c = counters[key]
@@ -138,27 +167,55 @@ local function WindowWriter()
     end
     return c.fields
   end
-  local function hll(key, ttl, member)
-    local h = hlls[key]
-    if h == nil then
-      h = {members = {}, ttl = ttl}
-      hlls[key] = h
-    end
-    h.members[member] = true
-  end
-  -- One event on a video: minute and hour buckets, hourly and daily uniques.
-  function self.video(base, kind, button, minute, hour, day, user)
+  -- One video's events (video_event for each, then video_write): minute and hour buckets, hourly and
+  -- daily uniques, kept by bucket name and written per video, so no key name is built per event.
+  local minutes, hours, hour_users, day_users = {}, {}, {}, {}
+  function self.video_event(kind, button, minute, hour, day, user)
     local metric = METRIC[kind]
-    local m = counter(base .. '${minute}' .. minute, req.minute_ttl)
-    local h = counter(base .. '${hour}' .. hour, req.hour_ttl)
-    add(m, metric, 1)
-    add(h, metric, 1)
-    if kind == 'c' and button ~= '' then
-      add(m, 'clicks:' .. button, 1)
-      add(h, 'clicks:' .. button, 1)
+    local m = minutes[minute]
+    if m == nil then
+      m = {}
+      minutes[minute] = m
     end
-    hll(base .. '${uniq_hour}' .. hour, req.uniq_hour_ttl, user)
-    hll(base .. '${uniq_day}' .. day, req.uniq_day_ttl, user)
+    local h = hours[hour]
+    if h == nil then
+      h = {}
+      hours[hour] = h
+    end
+    m[metric] = (m[metric] or 0) + 1
+    h[metric] = (h[metric] or 0) + 1
+    if kind == 'c' and button ~= '' then
+      local f = click_field(button)
+      m[f] = (m[f] or 0) + 1
+      h[f] = (h[f] or 0) + 1
+    end
+    local u = hour_users[hour]
+    if u == nil then
+      u = {}
+      hour_users[hour] = u
+    end
+    u[user] = true
+    u = day_users[day]
+    if u == nil then
+      u = {}
+      day_users[day] = u
+    end
+    u[user] = true
+  end
+  function self.video_write(base)
+    for minute, fields in pairs(minutes) do
+      write_counter(base .. '${minute}' .. minute, fields, req.minute_ttl)
+    end
+    for hour, fields in pairs(hours) do
+      write_counter(base .. '${hour}' .. hour, fields, req.hour_ttl)
+    end
+    for hour, users in pairs(hour_users) do
+      write_hll(base .. '${uniq_hour}' .. hour, users, req.uniq_hour_ttl)
+    end
+    for day, users in pairs(day_users) do
+      write_hll(base .. '${uniq_day}' .. day, users, req.uniq_day_ttl)
+    end
+    minutes, hours, hour_users, day_users = {}, {}, {}, {}
   end
   -- One event in the {global} slot: hourly funnel and hourly CTR counters.
   function self.global(base, kind, button, surface, slot, hour)
@@ -177,22 +234,9 @@ local function WindowWriter()
   end
   function self.flush()
     for key, c in pairs(counters) do
-      local created = false
-      for field, n in pairs(c.fields) do
-        local total = redis.call('HINCRBY', key, field, int(n))
-        if not created and total == n then
-          created = true
-        end
-      end
-      if created then
-        redis.call('EXPIRE', key, int(c.ttl))
-      end
+      write_counter(key, c.fields, c.ttl)
     end
-    for key, h in pairs(hlls) do
-      pfadd_all(key, keys_of(h.members))
-      redis.call('EXPIRE', key, int(h.ttl))
-    end
-    counters, hlls = {}, {}
+    counters = {}
   end
   return self
 end

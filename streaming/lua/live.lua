@@ -17,10 +17,14 @@ local windows = WindowWriter()
 local function video(base, events)
   local seen_prefix = base .. '${seen}'
   local counts, users, touched, flags = {}, {}, {}, {}
+  local win = req.win
+  local seen_hour, seen_key = nil, nil
   for i, e in ipairs(events) do
     local p, o, kind, button, eid, hour, late, user, position =
       e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]
-    local seen_key = seen_prefix .. hour
+    if hour ~= seen_hour then
+      seen_hour, seen_key = hour, seen_prefix .. hour
+    end
     local first = true
     if redis.call('HSETNX', seen_key, eid, position) == 1 then
       touched[seen_key] = true
@@ -30,14 +34,16 @@ local function video(base, events)
     if first then
       flags[i] = '1'
       if wm.fresh(p, o) then
-        add(counts, METRIC[kind], 1)
+        local metric = METRIC[kind]
+        counts[metric] = (counts[metric] or 0) + 1
         if kind == 'c' and button ~= '' then
-          add(counts, 'clicks:' .. button, 1)
+          local f = click_field(button)
+          counts[f] = (counts[f] or 0) + 1
         end
         if late == 1 then
-          add(counts, 'late', 1)
-        elseif req.win then
-          windows.video(base, kind, button, e[10], e[11], e[12], user)
+          counts.late = (counts.late or 0) + 1
+        elseif win then
+          windows.video_event(kind, button, e[10], e[11], e[12], user)
         end
         users[user] = true
       end
@@ -45,11 +51,14 @@ local function video(base, events)
       flags[i] = '0'
     end
   end
-  for seen_key in pairs(touched) do
-    redis.call('EXPIRE', seen_key, int(req.seen_ttl))
+  for key in pairs(touched) do
+    redis.call('EXPIRE', key, int(req.seen_ttl))
   end
   hincr_all(base .. '${totals}', counts)
   pfadd_all(base .. '${uniq}', keys_of(users))
+  if win then
+    windows.video_write(base)
+  end
   return table.concat(flags)
 end
 

@@ -11,9 +11,10 @@ local function video(base, events)
   for _, e in ipairs(events) do
     if wm.fresh(e[1], e[2]) then
       applied = applied + 1
-      windows.video(base, e[3], e[4], e[5], e[6], e[7], e[8])
+      windows.video_event(e[3], e[4], e[5], e[6], e[7], e[8])
     end
   end
+  windows.video_write(base)
   return applied
 end
 
