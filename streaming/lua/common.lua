@@ -19,19 +19,6 @@ local function int(n)
   return s
 end
 
-local function add(t, k, n)
-  t[k] = (t[k] or 0) + n
-end
-
-local function bucket(t, key)
-  local b = t[key]
-  if b == nil then
-    b = {}
-    t[key] = b
-  end
-  return b
-end
-
 local function hincr_all(key, fields)
   for field, n in pairs(fields) do
     redis.call('HINCRBY', key, field, int(n))
@@ -156,17 +143,28 @@ local function click_field(button)
   return f
 end
 
-local function WindowWriter()
-  local counters = {}
-  local self = {}
-  local function counter(key, ttl)
-    local c = counters[key]
-    if c == nil then
-      c = {fields = {}, ttl = ttl}
-      counters[key] = c
-    end
-    return c.fields
+-- '<value>|<metric>' CTR fields, once per value and call.
+local pair_fields = {}
+local function pair_field(value, metric)
+  local by_metric = pair_fields[value]
+  if by_metric == nil then
+    by_metric = {}
+    pair_fields[value] = by_metric
   end
+  local f = by_metric[metric]
+  if f == nil then
+    f = value .. '|' .. metric
+    by_metric[metric] = f
+  end
+  return f
+end
+
+local function count(t, k)
+  t[k] = (t[k] or 0) + 1
+end
+
+local function WindowWriter()
+  local self = {}
   -- One video's events (video_event for each, then video_write): minute and hour buckets, hourly and
   -- daily uniques, kept by bucket name and written per video, so no key name is built per event.
   local minutes, hours, hour_users, day_users = {}, {}, {}, {}
@@ -217,34 +215,46 @@ local function WindowWriter()
     end
     minutes, hours, hour_users, day_users = {}, {}, {}, {}
   end
-  -- One event in the {global} slot: hourly funnel and hourly CTR counters.
-  function self.global(base, kind, button, surface, slot, hour)
+  -- The events of the {global} slot (global_event for each, then global_write): hourly funnel and
+  -- hourly CTR counters, kept by hour and written once per call.
+  local global_hours = {}
+  function self.global_event(kind, button, surface, slot, hour)
     local metric = METRIC[kind]
-    local ttl = req.global_hour_ttl
-    add(counter(base .. '${hour}' .. hour, ttl), metric, 1)
+    local h = global_hours[hour]
+    if h == nil then
+      h = {funnel = {}, button = {}, surface = {}, slot = {}}
+      global_hours[hour] = h
+    end
+    count(h.funnel, metric)
     if button ~= '' then
-      add(counter(base .. '${ctr}button${hour}' .. hour, ttl), button .. '|' .. metric, 1)
+      count(h.button, pair_field(button, metric))
     end
     if surface ~= '' then
-      add(counter(base .. '${ctr}surface${hour}' .. hour, ttl), surface .. '|' .. metric, 1)
+      count(h.surface, pair_field(surface, metric))
     end
     if slot ~= '' then
-      add(counter(base .. '${ctr}slot${hour}' .. hour, ttl), slot .. '|' .. metric, 1)
+      count(h.slot, pair_field(slot, metric))
     end
   end
-  function self.flush()
-    for key, c in pairs(counters) do
-      write_counter(key, c.fields, c.ttl)
+  function self.global_write(base)
+    local ttl = req.global_hour_ttl
+    for hour, h in pairs(global_hours) do
+      write_counter(base .. '${hour}' .. hour, h.funnel, ttl)
+      for _, dim in ipairs({'button', 'surface', 'slot'}) do
+        if next(h[dim]) ~= nil then
+          write_counter(base .. '${ctr}' .. dim .. '${hour}' .. hour, h[dim], ttl)
+        end
+      end
     end
-    counters = {}
+    global_hours = {}
   end
   return self
 end
 
 -- The end of a counting script: each group of the call through ``video`` (kind 'v', one video's slot)
--- or ``global`` (kind 'g', the {global} slot), then the buffered windows and the watermark are written.
+-- or ``global`` (kind 'g', the {global} slot; each writes its own windows), then the watermark.
 -- Returns one result per group.
-local function run_groups(windows, video, global)
+local function run_groups(video, global)
   local gap = wm.gap(req.after)
   if gap then
     return redis.error_reply(gap)
@@ -257,7 +267,6 @@ local function run_groups(windows, video, global)
       out[gi] = global(KEYS[gi], events)
     end
   end
-  windows.flush()
   wm.save(req.upto)
   return out
 end

@@ -72,9 +72,12 @@ end
 local function global(base, events)
   local totals = {}
   local ctr = {button = {}, surface = {}, slot = {}}
+  local ctr_button, ctr_surface, ctr_slot = ctr.button, ctr.surface, ctr.slot
   local scores = {}
   local applied = 0
   local hl = req.half_life_s
+  local weights = req.weights
+  local win = req.win
   local meta_key = base .. '${trending_meta}'
   local zkey = base .. '${trending}'
   local t0 = tonumber(redis.call('HGET', meta_key, 't0') or '')
@@ -85,21 +88,20 @@ local function global(base, events)
     if wm.fresh(p, o) then
       applied = applied + 1
       local metric = METRIC[kind]
-      add(totals, 'events', 1)
-      add(totals, metric, 1)
+      count(totals, metric)
       if late == 1 then
-        add(totals, 'late', 1)
-      elseif req.win then
-        windows.global(base, kind, button, surface, slot, e[10])
+        count(totals, 'late')
+      elseif win then
+        windows.global_event(kind, button, surface, slot, e[10])
       end
       if button ~= '' then
-        add(ctr.button, button .. '|' .. metric, 1)
+        count(ctr_button, pair_field(button, metric))
       end
       if surface ~= '' then
-        add(ctr.surface, surface .. '|' .. metric, 1)
+        count(ctr_surface, pair_field(surface, metric))
       end
       if slot ~= '' then
-        add(ctr.slot, slot .. '|' .. metric, 1)
+        count(ctr_slot, pair_field(slot, metric))
       end
       if t0 == nil then
         t0 = t - (t % 3600)
@@ -108,12 +110,16 @@ local function global(base, events)
       if tmax == nil or t > tmax then
         tmax = t
       end
-      add(scores, video_id, req.weights[kind] * 2 ^ ((t - t0) / hl))
+      scores[video_id] = (scores[video_id] or 0) + weights[kind] * 2 ^ ((t - t0) / hl)
     end
+  end
+  if win then
+    windows.global_write(base)
   end
   if applied == 0 then
     return 0
   end
+  totals.events = applied
   -- Scores are stored scaled by 2^((t - t0) / half_life); move t0 forward before they grow too big.
   if tmax - t0 > req.renormalise_s then
     local new_t0 = tmax - (tmax % 3600)
@@ -141,4 +147,4 @@ local function global(base, events)
   return applied
 end
 
-return run_groups(windows, video, global)
+return run_groups(video, global)

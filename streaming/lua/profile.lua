@@ -4,6 +4,17 @@
 --   video_id, event_time_ms}.
 -- Returns one character per event: '1' applied now, '0' not (a replay).
 
+-- 'button:<id>' once per button and call.
+local affinity_fields = {}
+local function affinity_field(button)
+  local f = affinity_fields[button]
+  if f == nil then
+    f = 'button:' .. button
+    affinity_fields[button] = f
+  end
+  return f
+end
+
 local function user(base, events)
   local profile_key = base .. '${profile}'
   local recent_key = base .. '${recent}'
@@ -16,9 +27,9 @@ local function user(base, events)
     if wm.fresh(p, o) then
       applied = applied + 1
       flags[i] = '1'
-      add(counts, METRIC[kind], 1)
+      count(counts, METRIC[kind])
       if kind == 'c' and button ~= '' then
-        add(counts, 'button:' .. button, 1)
+        count(counts, affinity_field(button))
       end
       if kind ~= 'i' then
         last_index[video_id] = i

@@ -23,10 +23,11 @@ local function global(base, events)
   for _, e in ipairs(events) do
     if wm.fresh(e[1], e[2]) then
       applied = applied + 1
-      windows.global(base, e[3], e[4], e[5], e[6], e[7])
+      windows.global_event(e[3], e[4], e[5], e[6], e[7])
     end
   end
+  windows.global_write(base)
   return applied
 end
 
-return run_groups(windows, video, global)
+return run_groups(video, global)
