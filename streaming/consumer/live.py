@@ -72,21 +72,51 @@ def publishing_client(client: RedisClient) -> redis.Redis:
     return client
 
 
+# Every (channel, message) of ARGV published in one call: one command and one reply, where a pipeline
+# of PUBLISH commands cost this process a command and a parsed reply per message.
+_PUBLISH_ALL = """
+local receivers = 0
+for i = 1, #ARGV, 2 do
+  receivers = receivers + redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+end
+return receivers
+"""
+
+
+class BulkPublisher:
+    """Publishes many messages in one round trip (one Lua call; loaded again if Redis lost it)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._script = client.register_script(_PUBLISH_ALL)
+
+    def __call__(self, messages: Sequence[tuple[str, bytes]]) -> int:
+        if not messages:
+            return 0
+        args: list[str | bytes] = []
+        for channel, message in messages:
+            args += (channel, message)
+        return int(self._script(keys=[], args=args))
+
+
 class UserClickPublisher:
-    """The default hook: one ``live:user:<id>`` message per clicking user and batch, in one pipeline."""
+    """The default hook: one ``live:user:<id>`` message per clicking user and batch, in one call."""
 
     def __init__(self, client: RedisClient, keyspace: Keyspace) -> None:
         self.client = publishing_client(client)
         self.keyspace = keyspace
+        self.publish = BulkPublisher(self.client)
 
     def __call__(self, batch: Sequence[UserClicks]) -> None:
-        if not batch:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for item in batch:
-            message = {"type": "clicks", "user_id": item.user_id, "clicks": list(item.clicks)}
-            pipe.publish(self.keyspace.channel_user(item.user_id), orjson.dumps(message))
-        pipe.execute()
+        channel = self.keyspace.channel_user
+        self.publish(
+            [
+                (
+                    channel(item.user_id),
+                    orjson.dumps({"type": "clicks", "user_id": item.user_id, "clicks": list(item.clicks)}),
+                )
+                for item in batch
+            ]
+        )
 
 
 class LivePublisher:

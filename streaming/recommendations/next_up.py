@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import orjson
 import redis
 
-from streaming.consumer.live import UserClicks, publishing_client
+from streaming.consumer.live import BulkPublisher, UserClicks, publishing_client
 from streaming.recommendations.reader import RecommendationReader
 from streaming.redis_conn import Family
 
@@ -35,6 +35,7 @@ class NextUpPublisher:
         self.reader = reader
         self.k = k
         self.pub = publishing_client(reader.router.client(Family.LIVE))
+        self.publish = BulkPublisher(self.pub)
         self.published = 0
 
     def __call__(self, batch: Sequence[UserClicks]) -> None:
@@ -48,7 +49,7 @@ class NextUpPublisher:
         try:
             results = self.reader.recommend_many(list(clicked), self.k, just_clicked=clicked)
             at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-            pipe = self.pub.pipeline(transaction=False)
+            messages = []
             for result in results:
                 latest = clicked[result.user_id]
                 message = {
@@ -57,8 +58,8 @@ class NextUpPublisher:
                     "after": latest[0] if latest else None,
                     "at": at,
                 }
-                pipe.publish(self.reader.keyspace.channel_user(result.user_id), orjson.dumps(message))
-            pipe.execute()
+                messages.append((self.reader.keyspace.channel_user(result.user_id), orjson.dumps(message)))
+            self.publish(messages)
             self.published += len(results)
         except redis.RedisError as exc:  # a push is best effort: counting must go on
             logger.warning("next-up push for %d users failed: %s", len(clicked), exc)
