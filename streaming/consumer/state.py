@@ -50,11 +50,8 @@ KIND_CODES = {"click": "c", "impression": "i", "conversion": "v"}
 ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "g", "w", "gw", "u"
 
 
-# One event's arguments for one group (video, user or {global}): (base key, args, the event).
-# Plain tuples: a batch builds about three per event.
-_Row = tuple[str, list[Any], CountedEvent]
-
-
+# Per partition, the first and the last offset a call covers.
+_Span = tuple[dict[int, int], dict[int, int]]
 # A plain command (the user attribute look-ups) sent with the calls of its client.
 Read = tuple[RedisClient, tuple[Any, ...]]
 # What ``send`` wrote to one stream: (stream, what ``ReplyStream.read`` needs, reply slots).
@@ -180,20 +177,34 @@ class StateWriter:
         return duplicates
 
     def plan(self, events: list[CountedEvent]) -> tuple[list[LuaCall], list[LuaCall]]:
-        """The calls of ``phase_one`` and of ``phase_two`` for ``events``, in one pass (no I/O). The
-        consumer plans both for the whole batch, runs phase one, then drops the duplicates it found from
-        phase two (``without_duplicates``). Calls of a role must be planned in the order they are sent."""
+        """The calls of phase one and of phase two for ``events``, in one pass (no I/O). The consumer
+        plans both for the whole batch, runs phase one, then drops the duplicates it found from phase
+        two (``without_duplicates``). Calls of a role must be planned in the order they are sent.
+
+        Events go to groups (one per base key) as they come; each group becomes part of one call per
+        Cluster hash slot, or of one call on a single Redis. A batch larger than
+        ``consumer_lua_max_events`` is planned in contiguous slices of that size, one set of calls each,
+        so that no call runs longer and calls of a role still cover increasing offsets."""
         if not events:
             return [], []
+        size = self.max_events_per_call
+        if len(events) > size:
+            first: list[LuaCall] = []
+            second: list[LuaCall] = []
+            for i in range(0, len(events), size):
+                one, two = self.plan(events[i : i + size])
+                first += one
+                second += two
+            return first, second
         ks = self.keyspace
         video, user = ks.video, ks.user
         merged = self.merged_windows
         global_key = ks.global_()
-        video_rows: list[_Row] = []
-        global_rows: list[_Row] = []
-        user_rows: list[_Row] = []
-        window_rows: list[_Row] = []
-        global_window_rows: list[_Row] = []
+        video_groups: dict[str, _Group] = {}
+        user_groups: dict[str, _Group] = {}
+        window_groups: dict[str, _Group] = {}
+        global_group = _Group(global_key, "g")
+        global_window_group = _Group(global_key, "g")
         for e in events:
             ev = e.event
             p, o, t = e.partition, e.offset, e.event_time_s
@@ -207,19 +218,29 @@ class StateWriter:
                 o,
                 kind,
                 button,
-                e.compact_id,
+                ev.event_id.replace("-", ""),  # CountedEvent.compact_id, without the property call
                 str(int(t // SEEN_BUCKET_S)),
                 1 if late else 0,
                 user_id,
                 f"{p}:{o}",
             ]
-            video_rows.append((video_key, video_args, e))
+            group = video_groups.get(video_key)
+            if group is None:
+                group = video_groups[video_key] = _Group(video_key, "v")
+            group.events.append(video_args)
+            group.members.append(e)
             surface = ev.surface or ""
             model_version, rec_slot = ev.model_version, ev.rec_slot
             slot = "" if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
             args: list[Any] = [p, o, kind, button, surface, slot, video_id, min(t, e.timestamp_ms / 1000)]
-            global_rows.append((global_key, args, e))
-            user_rows.append((user(user_id), [p, o, kind, button, video_id, round(t * 1000)], e))
+            global_group.events.append(args)
+            global_group.members.append(e)
+            user_key = user(user_id)
+            group = user_groups.get(user_key)
+            if group is None:
+                group = user_groups[user_key] = _Group(user_key, "u")
+            group.events.append([p, o, kind, button, video_id, round(t * 1000)])
+            group.members.append(e)
             if late:
                 args.append(1)
                 continue
@@ -229,9 +250,17 @@ class StateWriter:
                 args += (0, hour)
                 continue
             args.append(0)
-            window_rows.append((video_key, [p, o, kind, button, minute, hour, day, user_id], e))
-            global_window_rows.append((global_key, [p, o, kind, button, surface, slot, hour], e))
+            group = window_groups.get(video_key)
+            if group is None:
+                group = window_groups[video_key] = _Group(video_key, "v")
+            group.events.append([p, o, kind, button, minute, hour, day, user_id])
+            group.members.append(e)
+            global_window_group.events.append([p, o, kind, button, surface, slot, hour])
+            global_window_group.members.append(e)
 
+        # Per partition, the first and last offset of the batch (events are in offset order per
+        # partition): the span of a call that holds every event (``_calls``).
+        span = ({e.partition: e.offset for e in reversed(events)}, {e.partition: e.offset for e in events})
         video_header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
         live_header: dict[str, Any] = {
             "weights": self._weights,
@@ -246,13 +275,12 @@ class StateWriter:
             live_header.update(self._windows_header, win=True)
         profile_header = {"profile_ttl": self.retention.profile_s, "recent_cap": self._recent_cap}
         windows_header = self._windows_header
-        return self._calls(Family.LIVE, "live", ROLE_VIDEOS, "v", video_rows, video_header), [
-            *self._calls(Family.LIVE, "live", ROLE_GLOBAL, "g", global_rows, live_header),
-            *self._calls(Family.PROFILES, "profile", ROLE_USERS, "u", user_rows, profile_header),
-            *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, "v", window_rows, windows_header),
-            *self._calls(
-                Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, "g", global_window_rows, windows_header
-            ),
+        global_windows = [global_window_group] if global_window_group.events else []
+        return self._calls(Family.LIVE, "live", ROLE_VIDEOS, video_groups.values(), video_header, span), [
+            *self._calls(Family.LIVE, "live", ROLE_GLOBAL, [global_group], live_header, span),
+            *self._calls(Family.PROFILES, "profile", ROLE_USERS, user_groups.values(), profile_header, span),
+            *self._calls(Family.WINDOWS, "windows", ROLE_WINDOWS, window_groups.values(), windows_header),
+            *self._calls(Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, global_windows, windows_header),
         ]
 
     @staticmethod
@@ -269,47 +297,42 @@ class StateWriter:
         return applied
 
     def _calls(
-        self, family: Family, script: str, role: str, kind: str, rows: list[_Row], header: dict[str, Any]
+        self,
+        family: Family,
+        script: str,
+        role: str,
+        groups: Iterable[_Group],
+        header: dict[str, Any],
+        span: _Span | None = None,
     ) -> list[LuaCall]:
-        """Rows (in offset order per partition) of groups of one ``kind`` packed into calls: one per hash
-        slot on a Cluster; on a single Redis, contiguous slices of at most ``max_events_per_call`` rows."""
-        if not rows:
-            return []
+        """Groups of one role packed into calls: one per hash slot on a Cluster, one on a single Redis.
+        ``span``: the offsets the call covers when it holds every event of the batch (else they are
+        taken from its groups)."""
         client = self.router.client(family)
         full_header = {**header, "topic": self.topic, "role": role}
         if is_cluster_client(client):
-            by_slot: dict[int, list[_Row]] = defaultdict(list)
-            for row in rows:
-                by_slot[_slot(row[0])].append(row)
+            by_slot: dict[int, list[_Group]] = defaultdict(list)
+            for group in groups:
+                by_slot[_slot(group.base_key)].append(group)
             return [
                 self._chain(
-                    LuaCall(
-                        client,
-                        script,
-                        _groups(slot_rows, kind),
-                        self.keyspace.watermarks(slot_tag(slot)),
-                        full_header,
-                    ),
-                    slot_rows,
+                    LuaCall(client, script, in_slot, self.keyspace.watermarks(slot_tag(slot)), full_header),
+                    _span_of(in_slot),
                 )
-                for slot, slot_rows in by_slot.items()
+                for slot, in_slot in by_slot.items()
             ]
-        size = self.max_events_per_call
-        watermark_key = self.keyspace.watermarks()
-        return [
-            self._chain(
-                LuaCall(client, script, _groups(rows[i : i + size], kind), watermark_key, full_header),
-                rows[i : i + size],
-            )
-            for i in range(0, len(rows), size)
-        ]
+        groups = list(groups)
+        if not groups:
+            return []
+        call = LuaCall(client, script, groups, self.keyspace.watermarks(), full_header)
+        return [self._chain(call, span or _span_of(groups))]
 
-    def _chain(self, call: LuaCall, rows: list[_Row]) -> LuaCall:
-        """Sets the call's ``upto`` and ``after`` (common.lua, Watermark). Calls of a role are planned
-        in the order they are sent; a call that starts at or below where the previous one ended (a
-        retry, a replay after a rewind) gets no ``after``: the consumer runs those alone."""
-        upto = {e.partition: e.offset for _b, _a, e in rows}  # rows: offset order per partition
-        starts = {e.partition: e.offset for _b, _a, e in reversed(rows)}
+    def _chain(self, call: LuaCall, span: _Span) -> LuaCall:
+        """Sets the call's ``upto`` (per partition, the last offset of its events as planned, duplicates
+        dropped later included) and ``after`` (common.lua, Watermark). Calls of a role are planned in
+        the order they are sent; a call that starts at or below where the previous one ended (a retry,
+        a replay after a rewind) gets no ``after``: the consumer runs those alone."""
+        starts, upto = span
         role = (call.watermark_key, call.header["role"])
         last = self._last_planned
         for partition, offset in upto.items():
@@ -422,16 +445,18 @@ def _by_client(calls: list[LuaCall], reads: Sequence[Read]) -> list[tuple[RedisC
     return list(by_client.values())
 
 
-def _groups(rows: list[_Row], kind: str) -> list[_Group]:
-    """Rows grouped by base key, groups in order of first appearance, rows in order within a group."""
-    groups: dict[str, _Group] = {}
-    for base_key, args, member in rows:
-        group = groups.get(base_key)
-        if group is None:
-            group = groups[base_key] = _Group(base_key, kind)
-        group.events.append(args)
-        group.members.append(member)
-    return list(groups.values())
+def _span_of(groups: list[_Group]) -> _Span:
+    """Per partition, the first and the last offset of the groups' events."""
+    starts: dict[int, int] = {}
+    upto: dict[int, int] = {}
+    for group in groups:
+        for e in group.members:
+            p, o = e.partition, e.offset
+            if o > upto.get(p, -1):
+                upto[p] = o
+            if o < starts.get(p, o + 1):
+                starts[p] = o
+    return starts, upto
 
 
 def without_duplicates(calls: list[LuaCall]) -> list[LuaCall]:

@@ -186,6 +186,41 @@ def _overlap_run(private: Settings, seed: int) -> tuple[list[Any], Expected, Red
     return records, expected, RedisRouter.from_settings(private), Keyspace.from_settings(private)
 
 
+def test_batches_larger_than_one_lua_call_are_applied_in_slices(private: Settings) -> None:
+    """``consumer_lua_max_events`` below the batch size: each phase of a batch becomes several calls per
+    role, each at most that many events, covering increasing offsets; a replay of the whole topic by a
+    new group changes nothing, and the counts equal the truth."""
+    records, expected, router, ks = _overlap_run(private, seed=25)
+    sliced = private.model_copy(update={"consumer_lua_max_events": 70})
+    consumer = RealtimeConsumer(sliced, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=200)
+    sizes: dict[str, list[int]] = {}
+    send = consumer.writer.send
+
+    def measured(calls: list[LuaCall], reads: Any = ()) -> Any:
+        for call in calls:
+            sizes.setdefault(call.header["role"], []).append(sum(len(g.events) for g in call.groups))
+        return send(calls, reads)
+
+    consumer.writer.send = measured  # type: ignore[method-assign]
+    try:
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        consumer.close()
+    assert max(sizes["v"]) == 70 and max(max(n) for n in sizes.values()) <= 70
+    assert len(sizes["v"]) >= 3 * consumer.stats.batches - 3  # 200-event batches in 70-event slices
+    assert compare(router, ks, expected) == []
+    replay = RealtimeConsumer(
+        sliced, group=f"{ks.prefix}.again", router=router, keyspace=ks, batch_size=200, from_beginning=True
+    )
+    try:
+        replay.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        replay.close()
+    assert replay.stats.records == len(records)
+    assert compare(router, ks, expected) == []
+    router.close()
+
+
 def test_batches_kafka_did_not_confirm_are_retried_without_double_counts(private: Settings) -> None:
     """Kafka fails to confirm some batches after Redis took them: their retries (no-ops in Redis, thanks
     to the watermarks) still count every event once, and every first occurrence reaches clicks.enriched."""
