@@ -3,17 +3,18 @@
 Every batch goes through these steps:
 
 1. ``consume(num_messages=batch_size)``; decode and validate every record with the event contract.
-2. Look up user attributes (LRU, then one Redis pipeline for the misses) and run phase one
-   (``StateWriter``: event_id dedupe, per-video counters, watermarks).
+2. Plan both phases (``StateWriter.plan``); look up user attributes (LRU, then HMGETs for the misses
+   in the same pipeline) and run phase one (event_id dedupe, per-video counters, watermarks).
 3. Phase two: global counters, profiles (first occurrences only).
 4. Produce the first occurrences, enriched, to clicks.enriched (same key and Kafka timestamp as the
    raw record) and the invalid records to clicks.dlq; wait until Kafka confirmed every delivery.
 5. Only then store the offsets; librdkafka commits stored offsets every second, on partition revoke
    (synchronously, in the callback) and on close.
 
-Batches overlap so that Redis always has work queued (``OrderedRedisQueue``: one thread, jobs in
-order, none after a failure): while Redis runs batch N-1's phase two and batch N's phase one, this
-thread decodes batch N+1 and plans batch N's phase two; it then produces N-1's enriched records.
+Batches overlap so that Redis always has work queued (``redis_queue``: rounds in order, none written
+after a failure; on a standalone Redis they are written at once and their replies read when needed):
+while Redis runs batch N-1's phase two and batch N's phase one, this thread decodes and plans batch
+N+1; it then produces N-1's enriched records.
 Steps 4-5 of a batch always complete in batch order, and a failure anywhere retries that batch and
 every later one in flight, in order, before any new Redis work starts (every step is idempotent or
 at-least-once), so a crash anywhere loses nothing and a replay counts nothing twice.
@@ -59,8 +60,9 @@ FLUSH_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 5.0
 LATENCY_SAMPLE_EVERY = 16
 # The interpreter's GIL switch interval while ``run`` runs (the default is 5 ms): a Redis reply wakes
-# the Redis thread, which then waits for the GIL until this thread's Python work yields it; Redis
-# idles meanwhile. 1 ms: 16.4K -> 22.5K events/s in the benchmark (README, "Consumer throughput work").
+# the Redis thread (Redis Cluster; on a standalone Redis this thread reads the replies itself), which
+# then waits for the GIL until this thread's Python work yields it; Redis idles meanwhile. 1 ms:
+# 16.4K -> 22.5K events/s in the benchmark (README, "Consumer throughput work").
 GIL_SWITCH_INTERVAL_S = 0.001
 # The cyclic garbage collector's first threshold while ``run`` runs (Python's default is 700). A batch
 # allocates tens of thousands of short-lived lists, tuples and records; freed by reference counting,
@@ -194,8 +196,9 @@ class RealtimeConsumer:
         self._assigned: set[int] = set()
         self._labels = {"group": self.group}
 
-        # Delivery callbacks only for failures: flush() still waits for every record, and a Python
-        # callback per enriched record would cost more than the rest of its produce.
+        # Delivery callbacks only for failures (flush() still waits for every record, and a Python
+        # callback per enriched record would cost more than the rest of its produce), set once as the
+        # producer's default rather than passed with every record.
         self.producer = Producer(
             producer_config(
                 settings, **{"delivery.report.only.error": True, "on_delivery": self._on_delivery}
