@@ -132,35 +132,46 @@ local function write_hll(key, members, ttl)
   redis.call('EXPIRE', key, int(ttl))
 end
 
--- 'clicks:<button>' once per button and call (a table look-up costs less than a concatenation).
-local click_fields = {}
-local function click_field(button)
-  local f = click_fields[button]
-  if f == nil then
-    f = 'clicks:' .. button
-    click_fields[button] = f
+-- t[key], a new table the first time.
+local function bucket(t, key)
+  local b = t[key]
+  if b == nil then
+    b = {}
+    t[key] = b
   end
-  return f
+  return b
 end
 
--- '<value>|<metric>' CTR fields, once per value and call.
+local function count(t, k)
+  t[k] = (t[k] or 0) + 1
+end
+
+-- Field names '<prefix><value>', each built once per call (a table look-up costs less than a
+-- concatenation, which allocates and hashes a new string).
+local function FieldNames(prefix)
+  local names = {}
+  return function(value)
+    local f = names[value]
+    if f == nil then
+      f = prefix .. value
+      names[value] = f
+    end
+    return f
+  end
+end
+
+local click_field = FieldNames('clicks:')
+
+-- CTR fields '<value>|<metric>', once per value, metric and call.
 local pair_fields = {}
 local function pair_field(value, metric)
-  local by_metric = pair_fields[value]
-  if by_metric == nil then
-    by_metric = {}
-    pair_fields[value] = by_metric
-  end
+  local by_metric = bucket(pair_fields, value)
   local f = by_metric[metric]
   if f == nil then
     f = value .. '|' .. metric
     by_metric[metric] = f
   end
   return f
-end
-
-local function count(t, k)
-  t[k] = (t[k] or 0) + 1
 end
 
 local function WindowWriter()
@@ -170,49 +181,28 @@ local function WindowWriter()
   local minutes, hours, hour_users, day_users = {}, {}, {}, {}
   function self.video_event(kind, button, minute, hour, day, user)
     local metric = METRIC[kind]
-    local m = minutes[minute]
-    if m == nil then
-      m = {}
-      minutes[minute] = m
-    end
-    local h = hours[hour]
-    if h == nil then
-      h = {}
-      hours[hour] = h
-    end
-    m[metric] = (m[metric] or 0) + 1
-    h[metric] = (h[metric] or 0) + 1
+    local m, h = bucket(minutes, minute), bucket(hours, hour)
+    count(m, metric)
+    count(h, metric)
     if kind == 'c' and button ~= '' then
       local f = click_field(button)
-      m[f] = (m[f] or 0) + 1
-      h[f] = (h[f] or 0) + 1
+      count(m, f)
+      count(h, f)
     end
-    local u = hour_users[hour]
-    if u == nil then
-      u = {}
-      hour_users[hour] = u
+    bucket(hour_users, hour)[user] = true
+    bucket(day_users, day)[user] = true
+  end
+  -- write(key, data, ttl) for each bucket, the key being <prefix><bucket name>.
+  local function write_buckets(prefix, buckets, write, ttl)
+    for name, data in pairs(buckets) do
+      write(prefix .. name, data, ttl)
     end
-    u[user] = true
-    u = day_users[day]
-    if u == nil then
-      u = {}
-      day_users[day] = u
-    end
-    u[user] = true
   end
   function self.video_write(base)
-    for minute, fields in pairs(minutes) do
-      write_counter(base .. '${minute}' .. minute, fields, req.minute_ttl)
-    end
-    for hour, fields in pairs(hours) do
-      write_counter(base .. '${hour}' .. hour, fields, req.hour_ttl)
-    end
-    for hour, users in pairs(hour_users) do
-      write_hll(base .. '${uniq_hour}' .. hour, users, req.uniq_hour_ttl)
-    end
-    for day, users in pairs(day_users) do
-      write_hll(base .. '${uniq_day}' .. day, users, req.uniq_day_ttl)
-    end
+    write_buckets(base .. '${minute}', minutes, write_counter, req.minute_ttl)
+    write_buckets(base .. '${hour}', hours, write_counter, req.hour_ttl)
+    write_buckets(base .. '${uniq_hour}', hour_users, write_hll, req.uniq_hour_ttl)
+    write_buckets(base .. '${uniq_day}', day_users, write_hll, req.uniq_day_ttl)
     minutes, hours, hour_users, day_users = {}, {}, {}, {}
   end
   -- The events of the {global} slot (global_event for each, then global_write): hourly funnel and

@@ -35,13 +35,13 @@ local function video(base, events)
       flags[i] = '1'
       if wm.fresh(p, o) then
         local metric = METRIC[kind]
-        counts[metric] = (counts[metric] or 0) + 1
+        count(counts, metric)
         if kind == 'c' and button ~= '' then
           local f = click_field(button)
-          counts[f] = (counts[f] or 0) + 1
+          count(counts, f)
         end
         if late == 1 then
-          counts.late = (counts.late or 0) + 1
+          count(counts, 'late')
         elseif win then
           windows.video_event(kind, button, e[10], e[11], e[12], user)
         end

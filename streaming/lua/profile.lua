@@ -4,16 +4,7 @@
 --   video_id, event_time_ms}.
 -- Returns one character per event: '1' applied now, '0' not (a replay).
 
--- 'button:<id>' once per button and call.
-local affinity_fields = {}
-local function affinity_field(button)
-  local f = affinity_fields[button]
-  if f == nil then
-    f = 'button:' .. button
-    affinity_fields[button] = f
-  end
-  return f
-end
+local affinity_field = FieldNames('button:')
 
 local function user(base, events)
   local profile_key = base .. '${profile}'
