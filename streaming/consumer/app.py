@@ -50,7 +50,7 @@ from streaming.consumer.state import ApplyResult, LuaCall, StateWriter, without_
 from streaming.event import encode_event
 from streaming.kafka_io import consumer_config, producer_config
 from streaming.keyspace import Keyspace, Retention
-from streaming.redis_conn import Family, RedisRouter, is_cluster_client
+from streaming.redis_conn import Family, RedisRouter
 from streaming.redis_roles import Role
 
 logger = logging.getLogger(__name__)
@@ -185,9 +185,7 @@ class RealtimeConsumer:
         self.latencies: list[float] | None = [] if record_latencies else None
         self._stop = threading.Event()
         self._redis: StreamedRedisQueue | OrderedRedisQueue = (
-            OrderedRedisQueue(self.writer)
-            if any(is_cluster_client(c) for c in self.router.clients())
-            else StreamedRedisQueue(self.writer)
+            StreamedRedisQueue(self.writer) if self.writer.streams else OrderedRedisQueue(self.writer)
         )
         self._live_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live")
         self._flights: list[_InFlight] = []

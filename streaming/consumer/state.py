@@ -126,6 +126,9 @@ class StateWriter:
         self.topic = source_topic
         self.max_events_per_call = settings.consumer_lua_max_events
         self._scripts: dict[int, ScriptSet] = {}
+        # Calls can be written before earlier replies are read (``send``) only to standalone Redis
+        # servers; the consumer then uses the streamed queue, and calls carry ``after`` (``_chain``).
+        self.streams = not any(is_cluster_client(c) for c in router.clients())
         # (watermark key, role, partition) -> the last offset of the role's last planned call
         self._last_planned: dict[tuple[str, str, int], int] = {}
         self._streams: dict[int, ReplyStream] = {}
@@ -333,6 +336,9 @@ class StateWriter:
         the order they are sent; a call that starts at or below where the previous one ended (a retry,
         a replay after a rewind) gets no ``after``: the consumer runs those alone."""
         starts, upto = span
+        call.upto = upto
+        if not self.streams:  # one round at a time (a Cluster): nothing to chain, and no entry per slot
+            return call
         role = (call.watermark_key, call.header["role"])
         last = self._last_planned
         for partition, offset in upto.items():
@@ -340,7 +346,6 @@ class StateWriter:
             if previous is not None and previous < starts[partition]:
                 call.after[partition] = previous
             last[(*role, partition)] = offset
-        call.upto = upto
         return call
 
     def execute(self, calls: list[LuaCall], reads: Sequence[Read] = ()) -> list[Any]:
