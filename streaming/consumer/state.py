@@ -408,14 +408,18 @@ class StateWriter:
             raise
         return parts
 
-    @staticmethod
-    def collect(parts: list[SentPart], size: int) -> list[Any]:
+    def collect(self, parts: list[SentPart], size: int) -> list[Any]:
         """The replies of ``send``'s parts in the order of its calls and reads (``size`` in all); raises
-        the first error reply, or why the connection was lost."""
+        the first error reply, or why a connection was lost. A lost connection drops every stream's
+        (another stream's replies to this round, unread, would otherwise be taken for the next one's)."""
         replies: list[Any] = [None] * size
-        for stream, written, slots in parts:
-            for slot, reply in zip(slots, stream.read(written), strict=True):
-                replies[slot] = reply
+        try:
+            for stream, written, slots in parts:
+                for slot, reply in zip(slots, stream.read(written), strict=True):
+                    replies[slot] = reply
+        except BaseException:
+            self.drop_streams()
+            raise
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply

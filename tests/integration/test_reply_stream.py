@@ -11,7 +11,9 @@ import redis
 
 from clickpulse.settings import Settings
 from streaming.consumer.reply_stream import ReplyStream
-from streaming.redis_conn import connect
+from streaming.consumer.state import StateWriter
+from streaming.keyspace import Keyspace
+from streaming.redis_conn import Family, RedisRouter, connect
 
 
 def test_replies_come_back_in_order_with_error_replies_in_place(settings: Settings) -> None:
@@ -49,3 +51,31 @@ def test_a_lost_connection_fails_what_was_not_read_and_the_next_write_reconnects
     finally:
         stream.drop()
         client.close()
+
+
+def test_a_connection_lost_mid_round_drops_the_other_streams_too(settings: Settings) -> None:
+    """A round spread over two Redis clients: when one connection is lost while the round's replies
+    are read, the other stream's unread replies must not be taken for the next round's."""
+    db1 = settings.redis_url.rsplit("/", 1)[0] + "/1"
+    routed = settings.model_copy(
+        update={"redis_url_profiles": db1, "redis_prefix": f"t{uuid.uuid4().hex[:8]}"}
+    )
+    router = RedisRouter.from_settings(routed)
+    writer = StateWriter(router, Keyspace.from_settings(routed), routed, routed.topic_raw)
+    live, profiles = router.client(Family.LIVE), router.client(Family.PROFILES)
+    assert live is not profiles
+    try:
+        parts = writer.send([], [(live, ("CLIENT", "ID")), (profiles, ("ECHO", "first round"))])
+        (live_id, echoed) = writer.collect(parts, 2)
+        assert echoed == "first round"
+        # The live stream's connection kills itself: Redis answers the kill, closes the connection and
+        # never answers the PING; the profiles stream's reply to this round stays unread.
+        kill = ("CLIENT", "KILL", "ID", live_id, "SKIPME", "no")
+        parts = writer.send([], [(live, kill), (live, ("PING",)), (profiles, ("ECHO", "second round"))])
+        with pytest.raises(redis.ConnectionError):
+            writer.collect(parts, 3)
+        parts = writer.send([], [(profiles, ("ECHO", "third round"))])
+        assert writer.collect(parts, 1) == ["third round"]
+    finally:
+        writer.drop_streams()
+        router.close()
