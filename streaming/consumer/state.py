@@ -221,7 +221,7 @@ class StateWriter:
                 o,
                 kind,
                 button,
-                ev.event_id.replace("-", ""),  # CountedEvent.compact_id, without the property call
+                e.compact_id,
                 str(int(t // SEEN_BUCKET_S)),
                 1 if late else 0,
                 user_id,
