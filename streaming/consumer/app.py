@@ -215,6 +215,7 @@ class RealtimeConsumer:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update(p.partition for p in partitions)
         logger.info("assigned %s", sorted(p.partition for p in partitions))
+        self.writer.expect_replay()  # their committed offsets may be behind what Redis counted
         if self.from_beginning:
             fresh = [p for p in partitions if p.partition not in self._reset_done]
             for p in fresh:

@@ -7,6 +7,8 @@ Two phases, each one pipeline per Redis client:
    a duplicate event_id from another offset is dropped everywhere.
 2. For first occurrences only: ``live.lua`` over the {global} group (totals, CTR, trending),
    ``profile.lua`` over the user groups, and ``windows.lua`` when windows have their own Redis.
+   While no offset is being replayed, the {global} and user groups go as totals the consumer counted
+   (``global_totals``, ``user_totals``) rather than event by event: the scripts then only write.
 
 Every call carries the groups of one Cluster hash slot (one call per slot), or on a single Redis a
 contiguous slice of the batch (at most ``consumer_lua_max_events`` events), plus one watermark key in
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -33,6 +35,7 @@ from streaming.consumer.records import CountedEvent
 from streaming.consumer.reply_stream import ReplyStream, Written
 from streaming.keyspace import (
     EPS_TTL_S,
+    METRICS,
     SEEN_BUCKET_S,
     Keyspace,
     Retention,
@@ -46,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 SCRIPTS = ("live", "windows", "profile")
 KIND_CODES = {"click": "c", "impression": "i", "conversion": "v"}
+# The counter field of each event type (common.lua's METRIC).
+METRIC_OF = dict(zip(("click", "impression", "conversion"), METRICS, strict=True))
 # Watermark roles: each stream of calls keeps its own offsets.
 ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "g", "w", "gw", "u"
 
@@ -64,6 +69,12 @@ class _Group:
     kind: str
     events: list[list[Any]] = field(default_factory=list)
     members: list[CountedEvent] = field(default_factory=list)
+    # Groups sent as totals: what the script gets, counted from the members when the call is sent
+    # (after phase one dropped the duplicates).
+    totals: Callable[[list[CountedEvent]], dict[str, Any]] | None = None
+
+    def payload(self) -> Any:
+        return self.events if self.totals is None else self.totals(self.members)
 
 
 @dataclass(slots=True)
@@ -77,6 +88,10 @@ class LuaCall:
     # role and watermark key when this call continues from there (``StateWriter._chain``).
     upto: dict[int, int] = field(default_factory=dict)
     after: dict[int, int] = field(default_factory=dict)
+    # Calls with groups sent as totals: per partition, the first offset the call covers. The script
+    # refuses to run (REPLAY error) unless its role's watermark is below it: totals cannot skip the
+    # events an earlier run already counted.
+    fresh_from: dict[int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -155,13 +170,22 @@ class StateWriter:
         }
         # Windows on the live Redis are applied by live.lua in the same call, under the same watermark.
         self.merged_windows = router.shares_client(Family.LIVE, Family.WINDOWS)
+        # Phase two goes as totals once a batch showed that no offset is being replayed (every event of
+        # its {global} group applied); events again after a retry or a new assignment (``expect_replay``).
+        self.send_totals = False
+
+    def expect_replay(self) -> None:
+        """Offsets counted before may come again (a restart, a rebalance, a rewind): phase two goes
+        event by event until a batch shows otherwise."""
+        self.send_totals = False
 
     def apply(self, events: list[CountedEvent]) -> ApplyResult:
         """Apply ``events`` (in offset order per partition) and wait: phase one (event_id dedupe, the
         per-video live counters, and the video windows when they share the Redis), then phase two for
         the first occurrences (global live counters and windows, profiles, the video windows when they
         live on their own Redis). Marks duplicates with ``first = False``; returns them and, per user,
-        the clicks applied now (not by an earlier run of the same offsets)."""
+        the clicks applied now (not by an earlier run of the same offsets). Event by event (a retry)."""
+        self.send_totals = False
         first, second = self.plan(events)
         duplicates = self.phase_one_result(first, self.execute(first))
         if duplicates:
@@ -206,7 +230,10 @@ class StateWriter:
         video_groups: dict[str, _Group] = {}
         user_groups: dict[str, _Group] = {}
         window_groups: dict[str, _Group] = {}
-        global_group = _Group(global_key, "g")
+        totals = self.send_totals
+        global_group = (
+            _Group(global_key, "G", totals=self.global_totals) if totals else _Group(global_key, "g")
+        )
         global_window_group = _Group(global_key, "g")
         for e in events:
             ev = e.event
@@ -232,18 +259,25 @@ class StateWriter:
                 group = video_groups[video_key] = _Group(video_key, "v")
             group.events.append(video_args)
             group.members.append(e)
-            surface = ev.surface or ""
-            model_version, rec_slot = ev.model_version, ev.rec_slot
-            slot = "" if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
-            args: list[Any] = [p, o, kind, button, surface, slot, video_id, min(t, e.timestamp_ms / 1000)]
-            global_group.events.append(args)
             global_group.members.append(e)
             user_key = user(user_id)
             group = user_groups.get(user_key)
             if group is None:
-                group = user_groups[user_key] = _Group(user_key, "u")
-            group.events.append([p, o, kind, button, video_id, round(t * 1000)])
+                group = user_groups[user_key] = (
+                    _Group(user_key, "U", totals=self.user_totals) if totals else _Group(user_key, "u")
+                )
             group.members.append(e)
+            if totals and merged:  # phase two is counted when it is sent; the windows ride in phase one
+                if not late:
+                    video_args += bucket_names(t)
+                continue
+            surface = ev.surface or ""
+            model_version, rec_slot = ev.model_version, ev.rec_slot
+            slot = "" if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
+            args: list[Any] = [p, o, kind, button, surface, slot, video_id, min(t, e.timestamp_ms / 1000)]
+            if not totals:
+                global_group.events.append(args)
+                group.events.append([p, o, kind, button, video_id, round(t * 1000)])
             if late:
                 args.append(1)
                 continue
@@ -286,18 +320,105 @@ class StateWriter:
             *self._calls(Family.WINDOWS, "windows", ROLE_GLOBAL_WINDOWS, global_windows, windows_header),
         ]
 
-    @staticmethod
-    def phase_two_result(calls: list[LuaCall], replies: list[Any]) -> dict[str, list[CountedEvent]]:
-        """Per user, the clicks phase two applied now (from the profile script's replies)."""
+    def phase_two_result(self, calls: list[LuaCall], replies: list[Any]) -> dict[str, list[CountedEvent]]:
+        """Per user, the clicks phase two applied now (from the profile script's replies). Phase two of
+        later batches goes as totals when every event of this one's {global} group was applied."""
         applied: dict[str, list[CountedEvent]] = {}
+        fresh = None
         for call, reply in zip(calls, replies, strict=True):
+            if call.script == "live":
+                for group, n in zip(call.groups, reply, strict=True):
+                    if group.kind == "g":
+                        fresh = n == len(group.members) and fresh is not False
             if call.script != "profile":
                 continue
             for group, flags in zip(call.groups, reply, strict=True):
                 for member, flag in zip(group.members, flags, strict=True):
                     if flag == "1" and member.event.event_type == "click":
                         applied.setdefault(member.event.user_id, []).append(member)
+        if fresh:
+            self.send_totals = True
         return applied
+
+    def global_totals(self, members: list[CountedEvent]) -> dict[str, Any]:
+        """The {global} group as totals (live.lua, global_totals): what ``global`` would count from
+        these events, all fresh. Trending scores are summed relative to ``tref`` (the first event's
+        hour); the script scales them to the stored t0."""
+        totals: dict[str, int] = {}
+        ctr: dict[str, dict[str, int]] = {"button": {}, "surface": {}, "slot": {}}
+        hours: dict[str, dict[str, dict[str, int]]] = {}
+        scores: dict[str, float] = {}
+        merged = self.merged_windows
+        weights, half_life = self._weights, self._half_life_s
+        first = members[0]
+        t_first = min(first.event_time_s, first.timestamp_ms / 1000)
+        t_ref = t_first - t_first % 3600
+        t_max = t_first
+        for e in members:
+            ev = e.event
+            metric = METRIC_OF[ev.event_type]
+            totals[metric] = totals.get(metric, 0) + 1
+            button, surface = ev.button_id, ev.surface
+            model_version, rec_slot = ev.model_version, ev.rec_slot
+            slot = None if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
+            # (dimension, its counter field) of each CTR dimension the event has a value for
+            fields = [
+                (dim, f"{value}|{metric}")
+                for dim, value in (("button", button), ("surface", surface), ("slot", slot))
+                if value
+            ]
+            for dim, f in fields:
+                ctr[dim][f] = ctr[dim].get(f, 0) + 1
+            if e.is_late:
+                totals["late"] = totals.get("late", 0) + 1
+            elif merged:
+                hour = bucket_names(e.event_time_s)[1]
+                h = hours.get(hour)
+                if h is None:
+                    h = hours[hour] = {"funnel": {}, "button": {}, "surface": {}, "slot": {}}
+                h["funnel"][metric] = h["funnel"].get(metric, 0) + 1
+                for dim, f in fields:
+                    h[dim][f] = h[dim].get(f, 0) + 1
+            t = min(e.event_time_s, e.timestamp_ms / 1000)
+            if t > t_max:
+                t_max = t
+            video_id = ev.video_id
+            scores[video_id] = scores.get(video_id, 0) + weights[KIND_CODES[ev.event_type]] * 2 ** (
+                (t - t_ref) / half_life
+            )
+        return {
+            "n": len(members),
+            "totals": totals,
+            "ctr": ctr,
+            "hours": hours,
+            "scores": scores,
+            "tref": t_ref,
+            "tfirst": t_first,
+            "tmax": t_max,
+        }
+
+    @staticmethod
+    def user_totals(members: list[CountedEvent]) -> dict[str, Any]:
+        """One user's events as totals (profile.lua, user_totals): what ``user`` would count from them,
+        all fresh."""
+        counts: dict[str, int] = {}
+        recent: dict[str, None] = {}  # by the last click or conversion, oldest first
+        t_max, video = -1, ""
+        for e in members:
+            ev = e.event
+            kind, video_id = ev.event_type, ev.video_id
+            metric = METRIC_OF[kind]
+            counts[metric] = counts.get(metric, 0) + 1
+            if kind == "click" and ev.button_id:
+                f = f"button:{ev.button_id}"
+                counts[f] = counts.get(f, 0) + 1
+            if kind != "impression":
+                recent.pop(video_id, None)
+                recent[video_id] = None
+            t_ms = round(e.event_time_s * 1000)
+            if t_ms > t_max:
+                t_max, video = t_ms, video_id
+        return {"n": len(members), "counts": counts, "t": t_max, "video": video, "recent": list(recent)}
 
     def _calls(
         self,
@@ -337,6 +458,8 @@ class StateWriter:
         a replay after a rewind) gets no ``after``: the consumer runs those alone."""
         starts, upto = span
         call.upto = upto
+        if any(g.totals is not None for g in call.groups):
+            call.fresh_from = starts
         if not self.streams:  # one round at a time (a Cluster): nothing to chain, and no entry per slot
             return call
         role = (call.watermark_key, call.header["role"])
@@ -435,9 +558,10 @@ def _evalsha(call: LuaCall, scripts: ScriptSet) -> tuple[Any, ...]:
         {
             **call.header,
             "k": [g.kind for g in call.groups],
-            "g": [g.events for g in call.groups],
+            "g": [g.payload() for g in call.groups],
             "upto": call.upto,
             "after": call.after,
+            "from": call.fresh_from,
         }
     )
     keys = [*(g.base_key for g in call.groups), call.watermark_key]
@@ -475,11 +599,13 @@ def without_duplicates(calls: list[LuaCall]) -> list[LuaCall]:
     for call in calls:
         groups = []
         for group in call.groups:
-            if not all(m.first for m in group.members):
+            if group.totals is not None:  # counted from the members when sent
+                group.members = [m for m in group.members if m.first]
+            elif not all(m.first for m in group.members):
                 pairs = [(a, m) for a, m in zip(group.events, group.members, strict=True) if m.first]
                 group.events = [a for a, _m in pairs]
                 group.members = [m for _a, m in pairs]
-            if group.events:
+            if group.members:
                 groups.append(group)
         call.groups = groups
     return calls

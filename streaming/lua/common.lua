@@ -2,6 +2,7 @@
 -- Tokens like ${totals} are key suffixes filled in from streaming/keyspace.py, the one place that
 -- names keys. Every key a script touches is KEYS[i] (the base key of group i, which carries the hash
 -- tag) plus a suffix, so all keys of a call sit in one Cluster slot.
+local rcall = redis.call
 local req = cmsgpack.unpack(ARGV[1])
 local topic = req.topic
 local METRIC = {c = 'clicks', i = 'impressions', v = 'conversions'}
@@ -21,7 +22,7 @@ end
 
 local function hincr_all(key, fields)
   for field, n in pairs(fields) do
-    redis.call('HINCRBY', key, field, int(n))
+    rcall('HINCRBY', key, field, int(n))
   end
 end
 
@@ -31,7 +32,7 @@ local function pfadd_all(key, members)
   local i = 1
   while i <= n do
     local j = math.min(i + 499, n)
-    redis.call('PFADD', key, unpack(members, i, j))
+    rcall('PFADD', key, unpack(members, i, j))
     i = j + 1
   end
 end
@@ -56,13 +57,16 @@ end
 -- partition, the last offset of the role's previous call. When the watermark is below it, that call
 -- failed, and this one refuses to run (GAP error, nothing written) rather than move the watermark
 -- past offsets that were never counted: the consumer retries both, in order.
+-- A call that carries totals instead of events (group kinds 'G' and 'U') cannot skip part of them:
+-- req.from names, per partition, its first offset, and the call refuses to run (REPLAY error) unless
+-- the watermark is below it. The consumer then sends the events themselves.
 local function Watermark(key, field_prefix)
   local start, top = {}, {}
   local self = {}
   local function current(p)
     local w = start[p]
     if w == nil then
-      w = tonumber(redis.call('HGET', key, field_prefix .. p) or '-1') or -1
+      w = tonumber(rcall('HGET', key, field_prefix .. p) or '-1') or -1
       start[p] = w
     end
     return w
@@ -83,6 +87,19 @@ local function Watermark(key, field_prefix)
     end
     return nil
   end
+  function self.refusal(after, from)
+    local gap = self.gap(after)
+    if gap then
+      return gap
+    end
+    for p, o in pairs(from or {}) do
+      local w = current(p)
+      if w >= o then
+        return string.format('REPLAY partition %d: watermark %d is at or above %d, where this call starts', p, w, o)
+      end
+    end
+    return nil
+  end
   function self.save(upto)
     for p, o in pairs(upto or {}) do
       current(p)
@@ -98,7 +115,7 @@ local function Watermark(key, field_prefix)
       end
     end
     if #args > 0 then
-      redis.call('HSET', key, unpack(args))
+      rcall('HSET', key, unpack(args))
     end
   end
   return self
@@ -117,19 +134,19 @@ end
 local function write_counter(key, fields, ttl)
   local created = false
   for field, n in pairs(fields) do
-    local total = redis.call('HINCRBY', key, field, int(n))
+    local total = rcall('HINCRBY', key, field, int(n))
     if not created and total == n then
       created = true
     end
   end
   if created then
-    redis.call('EXPIRE', key, int(ttl))
+    rcall('EXPIRE', key, int(ttl))
   end
 end
 
 local function write_hll(key, members, ttl)
   pfadd_all(key, keys_of(members))
-  redis.call('EXPIRE', key, int(ttl))
+  rcall('EXPIRE', key, int(ttl))
 end
 
 -- t[key], a new table the first time.
@@ -226,6 +243,10 @@ local function WindowWriter()
       count(h.slot, pair_field(slot, metric))
     end
   end
+  -- The same, already counted per hour by the consumer: {hour = {funnel, button, surface, slot}}.
+  function self.global_hours(hours)
+    global_hours = hours
+  end
   function self.global_write(base)
     local ttl = req.global_hour_ttl
     for hour, h in pairs(global_hours) do
@@ -241,21 +262,16 @@ local function WindowWriter()
   return self
 end
 
--- The end of a counting script: each group of the call through ``video`` (kind 'v', one video's slot)
--- or ``global`` (kind 'g', the {global} slot; each writes its own windows), then the watermark.
--- Returns one result per group.
-local function run_groups(video, global)
-  local gap = wm.gap(req.after)
-  if gap then
-    return redis.error_reply(gap)
+-- The end of a counting script: each group of the call through the handler of its kind
+-- (handlers[kind](base key, events or totals)), then the watermark. Returns one result per group.
+local function run_groups(handlers)
+  local refusal = wm.refusal(req.after, req.from)
+  if refusal then
+    return redis.error_reply(refusal)
   end
   local out = {}
   for gi, events in ipairs(req.g) do
-    if req.k[gi] == 'v' then
-      out[gi] = video(KEYS[gi], events)
-    else
-      out[gi] = global(KEYS[gi], events)
-    end
+    out[gi] = handlers[req.k[gi]](KEYS[gi], events)
   end
   wm.save(req.upto)
   return out

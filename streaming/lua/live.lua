@@ -10,7 +10,8 @@
 --   earlier run of the same offset), '0' duplicate event_id from another offset.
 -- Group kind 'g' (phase 2, the {global} slot): global totals, CTR counters per button / surface /
 --   rec slot, trending scores, events per second. Event: {partition, offset, kind, button, surface,
---   slot, video_id, time_s, late [, hour]}. Returns the number of events applied.
+--   slot, video_id, time_s, late [, hour]}. Returns the number of events applied. Kind 'G': the same
+--   as totals (global_totals).
 
 local windows = WindowWriter()
 
@@ -26,10 +27,10 @@ local function video(base, events)
       seen_hour, seen_key = hour, seen_prefix .. hour
     end
     local first = true
-    if redis.call('HSETNX', seen_key, eid, position) == 1 then
+    if rcall('HSETNX', seen_key, eid, position) == 1 then
       touched[seen_key] = true
     else
-      first = (redis.call('HGET', seen_key, eid) == position)
+      first = (rcall('HGET', seen_key, eid) == position)
     end
     if first then
       flags[i] = '1'
@@ -52,7 +53,7 @@ local function video(base, events)
     end
   end
   for key in pairs(touched) do
-    redis.call('EXPIRE', key, int(req.seen_ttl))
+    rcall('EXPIRE', key, int(req.seen_ttl))
   end
   hincr_all(base .. '${totals}', counts)
   pfadd_all(base .. '${uniq}', keys_of(users))
@@ -63,10 +64,54 @@ local function video(base, events)
 end
 
 local function rescale_trending(zkey, factor)
-  local all = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
+  local all = rcall('ZRANGE', zkey, 0, -1, 'WITHSCORES')
   for i = 1, #all, 2 do
-    redis.call('ZADD', zkey, fmt(tonumber(all[i + 1]) * factor), all[i])
+    rcall('ZADD', zkey, fmt(tonumber(all[i + 1]) * factor), all[i])
   end
+end
+
+-- Trending scores are stored scaled by 2^((t - t0) / half_life), t0 (an hour) in the meta hash: the
+-- stored t0, or the hour of ``t_first`` (stored now) for the first events ever.
+local function trending_t0(meta_key, t_first)
+  local t0 = tonumber(rcall('HGET', meta_key, 't0') or '')
+  if t0 == nil then
+    t0 = t_first - (t_first % 3600)
+    rcall('HSET', meta_key, 't0', string.format('%d', t0), 'half_life_s', fmt(req.half_life_s))
+  end
+  return t0
+end
+
+-- What both forms of the {global} group write once counted: trending scores (scores[video_id], scaled
+-- with t0; tmax the latest event time), global totals (plus events = applied), CTR counters, events
+-- per second.
+local function write_global(base, applied, totals, ctr, scores, t0, tmax)
+  local meta_key = base .. '${trending_meta}'
+  local zkey = base .. '${trending}'
+  -- Move t0 forward before the scaled scores grow too big.
+  if tmax - t0 > req.renormalise_s then
+    local new_t0 = tmax - (tmax % 3600)
+    local factor = 2 ^ (-(new_t0 - t0) / req.half_life_s)
+    rescale_trending(zkey, factor)
+    for video_id, s in pairs(scores) do
+      scores[video_id] = s * factor
+    end
+    rcall('HSET', meta_key, 't0', string.format('%d', new_t0))
+  end
+  for video_id, s in pairs(scores) do
+    rcall('ZINCRBY', zkey, fmt(s), video_id)
+  end
+  local size = rcall('ZCARD', zkey)
+  if size > req.trending_max then
+    rcall('ZREMRANGEBYRANK', zkey, 0, size - req.trending_max - 1)
+  end
+  totals.events = applied
+  hincr_all(base .. '${totals}', totals)
+  for dim, fields in pairs(ctr) do
+    hincr_all(base .. '${ctr}' .. dim, fields)
+  end
+  local eps_key = base .. '${eps}' .. req.now_s
+  rcall('INCRBY', eps_key, applied)
+  rcall('EXPIRE', eps_key, req.eps_ttl)
 end
 
 local function global(base, events)
@@ -79,8 +124,7 @@ local function global(base, events)
   local weights = req.weights
   local win = req.win
   local meta_key = base .. '${trending_meta}'
-  local zkey = base .. '${trending}'
-  local t0 = tonumber(redis.call('HGET', meta_key, 't0') or '')
+  local t0 = nil
   local tmax = nil
   for _, e in ipairs(events) do
     local p, o, kind, button, surface, slot, video_id, t, late =
@@ -104,8 +148,7 @@ local function global(base, events)
         count(ctr_slot, pair_field(slot, metric))
       end
       if t0 == nil then
-        t0 = t - (t % 3600)
-        redis.call('HSET', meta_key, 't0', string.format('%d', t0), 'half_life_s', fmt(hl))
+        t0 = trending_t0(meta_key, t)
       end
       if tmax == nil or t > tmax then
         tmax = t
@@ -119,32 +162,27 @@ local function global(base, events)
   if applied == 0 then
     return 0
   end
-  totals.events = applied
-  -- Scores are stored scaled by 2^((t - t0) / half_life); move t0 forward before they grow too big.
-  if tmax - t0 > req.renormalise_s then
-    local new_t0 = tmax - (tmax % 3600)
-    local factor = 2 ^ (-(new_t0 - t0) / hl)
-    rescale_trending(zkey, factor)
-    for video_id, s in pairs(scores) do
-      scores[video_id] = s * factor
-    end
-    redis.call('HSET', meta_key, 't0', string.format('%d', new_t0))
-  end
-  for video_id, s in pairs(scores) do
-    redis.call('ZINCRBY', zkey, fmt(s), video_id)
-  end
-  local size = redis.call('ZCARD', zkey)
-  if size > req.trending_max then
-    redis.call('ZREMRANGEBYRANK', zkey, 0, size - req.trending_max - 1)
-  end
-  hincr_all(base .. '${totals}', totals)
-  for dim, fields in pairs(ctr) do
-    hincr_all(base .. '${ctr}' .. dim, fields)
-  end
-  local eps_key = base .. '${eps}' .. req.now_s
-  redis.call('INCRBY', eps_key, applied)
-  redis.call('EXPIRE', eps_key, req.eps_ttl)
+  write_global(base, applied, totals, ctr, scores, t0, tmax)
   return applied
 end
 
-return run_groups(video, global)
+-- Group kind 'G': the {global} group as totals the consumer counted (every event fresh: req.from).
+-- {n = events, totals = {field = n}, ctr = {button|surface|slot = {field = n}}, hours = {hour =
+-- {funnel, button, surface, slot}} (windows, when req.win), scores = {video_id = sum of weight *
+-- 2^((t - tref) / half_life)}, tref, tfirst (the first event's time), tmax}.
+local function global_totals(base, agg)
+  if req.win then
+    windows.global_hours(agg.hours)
+    windows.global_write(base)
+  end
+  local t0 = trending_t0(base .. '${trending_meta}', agg.tfirst)
+  local scale = 2 ^ ((agg.tref - t0) / req.half_life_s)
+  local scores = {}
+  for video_id, s in pairs(agg.scores) do
+    scores[video_id] = s * scale
+  end
+  write_global(base, agg.n, agg.totals, agg.ctr, scores, t0, agg.tmax)
+  return agg.n
+end
+
+return run_groups({v = video, g = global, G = global_totals})

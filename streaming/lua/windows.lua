@@ -30,4 +30,4 @@ local function global(base, events)
   return applied
 end
 
-return run_groups(video, global)
+return run_groups({v = video, g = global})

@@ -324,6 +324,80 @@ def test_redis_failures_on_the_threaded_queue_count_every_event_once(private: Se
     router.close()
 
 
+def _phase_two_kinds(consumer: RealtimeConsumer) -> list[set[str]]:
+    """Records, per round the consumer sends, the kinds of its {global} and user groups."""
+    kinds: list[set[str]] = []
+    send = consumer.writer.send
+
+    def recorded(calls: list[LuaCall], reads: Any = ()) -> Any:
+        sent = {g.kind for call in calls for g in call.groups} & set("gGuU")
+        if sent:
+            kinds.append(sent)
+        return send(calls, reads)
+
+    consumer.writer.send = recorded  # type: ignore[method-assign]
+    return kinds
+
+
+def test_phase_two_goes_as_totals_while_no_offset_is_replayed(private: Settings) -> None:
+    """A new consumer sends phase two event by event until a batch shows that none of its offsets was
+    counted before, then as totals it counted itself; the counts equal the truth. A group replaying the
+    topic from the beginning (every offset counted) stays event by event and changes nothing."""
+    records, expected, router, ks = _overlap_run(private, seed=26)
+    consumer = RealtimeConsumer(private, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=200)
+    kinds = _phase_two_kinds(consumer)
+    try:
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        consumer.close()
+    assert kinds[0] == {"g", "u"} and consumer.stats.retries == 0
+    assert {"G", "U"} in kinds and sum(k == {"G", "U"} for k in kinds) >= len(kinds) - 3
+    assert all(k in ({"g", "u"}, {"G", "U"}) for k in kinds)
+    assert compare(router, ks, expected) == []
+    replay = RealtimeConsumer(
+        private, group=f"{ks.prefix}.again", router=router, keyspace=ks, batch_size=200, from_beginning=True
+    )
+    kinds = _phase_two_kinds(replay)
+    try:
+        replay.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        replay.close()
+    assert replay.stats.records == len(records) and replay.stats.retries == 0
+    assert kinds and all(k == {"g", "u"} for k in kinds)
+    assert compare(router, ks, expected) == []
+    router.close()
+
+
+def test_totals_over_offsets_counted_before_are_refused(
+    private: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A consumer that wrongly takes replayed offsets for new ones and sends phase two as totals: the
+    scripts refuse those calls (REPLAY, nothing written), the batches are retried event by event, and
+    nothing is counted twice."""
+    records, expected, router, ks = _overlap_run(private, seed=27)
+    consumer = RealtimeConsumer(private, group=f"{ks.prefix}.g", router=router, keyspace=ks, batch_size=200)
+    try:
+        consumer.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        consumer.close()
+    assert compare(router, ks, expected) == []
+    replay = RealtimeConsumer(
+        private, group=f"{ks.prefix}.again", router=router, keyspace=ks, batch_size=200, from_beginning=True
+    )
+    replay.writer.expect_replay = lambda: None  # type: ignore[method-assign]
+    replay.writer.send_totals = True
+    kinds = _phase_two_kinds(replay)
+    try:
+        replay.run(stop_when=lambda s: s.records >= len(records))
+    finally:
+        replay.close()
+    assert kinds[0] == {"G", "U"}
+    assert replay.stats.retries >= 1 and replay.stats.records == len(records)
+    assert "REPLAY partition" in caplog.text
+    assert compare(router, ks, expected) == []
+    router.close()
+
+
 def test_stop_while_kafka_fails_keeps_the_batch_uncommitted(private: Settings) -> None:
     """Asked to stop while Kafka fails a batch (already in Redis): it stores no offsets, nor does any later
     batch, and a restarted consumer replays it without counting anything twice."""
