@@ -40,6 +40,7 @@ from streaming.keyspace import (
     Keyspace,
     Retention,
     bucket_names,
+    hour_name,
     slot_tag,
     slot_value,
 )
@@ -156,6 +157,7 @@ class StateWriter:
             "i": settings.trending_weight_impression,
             "v": settings.trending_weight_conversion,
         }
+        self._weight_of = {t: self._weights[code] for t, code in KIND_CODES.items()}
         self._half_life_s = settings.trending_half_life_hours * 3600
         self._renormalise_s = settings.trending_renormalise_half_lives * self._half_life_s
         self._trending_max = settings.trending_max_members
@@ -342,50 +344,54 @@ class StateWriter:
 
     def global_totals(self, members: list[CountedEvent]) -> dict[str, Any]:
         """The {global} group as totals (live.lua, global_totals): what ``global`` would count from
-        these events, all fresh. Trending scores are summed relative to ``tref`` (the first event's
-        hour); the script scales them to the stored t0."""
-        totals: dict[str, int] = {}
-        ctr: dict[str, dict[str, int]] = {"button": {}, "surface": {}, "slot": {}}
-        hours: dict[str, dict[str, dict[str, int]]] = {}
+        these events, all fresh. Events are counted by what their counters depend on (type, button,
+        surface, rec slot, late or the hour), then each distinct combination once. Trending scores are
+        summed relative to ``tref`` (the first event's hour); the script scales them to the stored t0."""
+        combos: dict[tuple[Any, ...], int] = {}
         scores: dict[str, float] = {}
         merged = self.merged_windows
-        weights, half_life = self._weights, self._half_life_s
+        weight_of, half_life = self._weight_of, self._half_life_s
         first = members[0]
         t_first = min(first.event_time_s, first.timestamp_ms / 1000)
         t_ref = t_first - t_first % 3600
         t_max = t_first
         for e in members:
             ev = e.event
-            metric = METRIC_OF[ev.event_type]
-            totals[metric] = totals.get(metric, 0) + 1
-            button, surface = ev.button_id, ev.surface
-            model_version, rec_slot = ev.model_version, ev.rec_slot
-            slot = None if model_version is None and rec_slot is None else slot_value(model_version, rec_slot)
-            # (dimension, its counter field) of each CTR dimension the event has a value for
+            kind = ev.event_type
+            late = e.is_late
+            hour = int(e.event_time_s // 3600) if merged and not late else None
+            combo = (kind, ev.button_id, ev.surface, ev.model_version, ev.rec_slot, late, hour)
+            combos[combo] = combos.get(combo, 0) + 1
+            t = min(e.event_time_s, e.timestamp_ms / 1000)
+            if t > t_max:
+                t_max = t
+            video_id = ev.video_id
+            scores[video_id] = scores.get(video_id, 0.0) + weight_of[kind] * 2 ** ((t - t_ref) / half_life)
+        totals: dict[str, int] = {}
+        ctr: dict[str, dict[str, int]] = {"button": {}, "surface": {}, "slot": {}}
+        hours: dict[str, dict[str, dict[str, int]]] = {}
+        for (kind, button, surface, model_version, rec_slot, late, hour), n in combos.items():
+            metric = METRIC_OF[kind]
+            slot = slot_value(model_version, rec_slot)
+            # the CTR fields of the dimensions the events have a value for
             fields = [
                 (dim, f"{value}|{metric}")
                 for dim, value in (("button", button), ("surface", surface), ("slot", slot))
                 if value
             ]
+            _add(totals, metric, n)
             for dim, f in fields:
-                ctr[dim][f] = ctr[dim].get(f, 0) + 1
-            if e.is_late:
-                totals["late"] = totals.get("late", 0) + 1
-            elif merged:
-                hour = bucket_names(e.event_time_s)[1]
-                h = hours.get(hour)
+                _add(ctr[dim], f, n)
+            if late:
+                _add(totals, "late", n)
+            elif hour is not None:
+                name = hour_name(hour * 3600)
+                h = hours.get(name)
                 if h is None:
-                    h = hours[hour] = {"funnel": {}, "button": {}, "surface": {}, "slot": {}}
-                h["funnel"][metric] = h["funnel"].get(metric, 0) + 1
+                    h = hours[name] = {"funnel": {}, "button": {}, "surface": {}, "slot": {}}
+                _add(h["funnel"], metric, n)
                 for dim, f in fields:
-                    h[dim][f] = h[dim].get(f, 0) + 1
-            t = min(e.event_time_s, e.timestamp_ms / 1000)
-            if t > t_max:
-                t_max = t
-            video_id = ev.video_id
-            scores[video_id] = scores.get(video_id, 0) + weights[KIND_CODES[ev.event_type]] * 2 ** (
-                (t - t_ref) / half_life
-            )
+                    _add(h[dim], f, n)
         return {
             "n": len(members),
             "totals": totals,
@@ -576,6 +582,10 @@ def _by_client(calls: list[LuaCall], reads: Sequence[Read]) -> list[tuple[RedisC
     for index, (client, _command) in enumerate(reads):
         by_client.setdefault(id(client), (client, [], []))[2].append(index)
     return list(by_client.values())
+
+
+def _add(counts: dict[str, int], key: str, n: int) -> None:
+    counts[key] = counts.get(key, 0) + n
 
 
 def _span_of(groups: list[_Group]) -> _Span:
