@@ -341,11 +341,13 @@ def consumer_processes() -> list[int]:
 def _one_pass(
     settings: Settings, url: str, total: int, batch_size: int, processes: int
 ) -> tuple[float, float, str]:
-    """One timed pass of ``processes`` consumers over the topic, then redis-benchmark running the commands
-    the scripts executed meanwhile: (events/s, the mix's events/s, its note)."""
+    """One timed pass of ``processes`` consumers over the topic on the emptied private server, then
+    redis-benchmark running the commands the scripts executed meanwhile: (events/s, the mix's events/s,
+    its note)."""
     from streaming.redis_conn import connect
 
     probe = connect(url)
+    probe.flushall()  # every pass starts from an empty server, as the first did
     before = _commandstats(probe)
     if processes == 1:
         rate, consumer = consumer_rate(settings, total, batch_size)
