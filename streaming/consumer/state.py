@@ -326,19 +326,19 @@ class StateWriter:
         """Per user, the clicks phase two applied now (from the profile script's replies). Phase two of
         later batches goes as totals when every event of this one's {global} group was applied."""
         applied: dict[str, list[CountedEvent]] = {}
-        fresh = None
+        all_applied: list[bool] = []  # per {global} group sent event by event
         for call, reply in zip(calls, replies, strict=True):
             if call.script == "live":
-                for group, n in zip(call.groups, reply, strict=True):
-                    if group.kind == "g":
-                        fresh = n == len(group.members) and fresh is not False
+                all_applied += (
+                    n == len(g.members) for g, n in zip(call.groups, reply, strict=True) if g.kind == "g"
+                )
             if call.script != "profile":
                 continue
             for group, flags in zip(call.groups, reply, strict=True):
                 for member, flag in zip(group.members, flags, strict=True):
                     if flag == "1" and member.event.event_type == "click":
                         applied.setdefault(member.event.user_id, []).append(member)
-        if fresh:
+        if all_applied and all(all_applied):
             self.send_totals = True
         return applied
 
