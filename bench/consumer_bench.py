@@ -39,6 +39,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, Producer
 
 from clickpulse.settings import Settings, get_settings
@@ -47,6 +48,7 @@ from clickpulse.stack.processes import stop
 from clickpulse.stack.topics import delete_topics, ensure_topics
 from streaming.consumer import RealtimeConsumer
 from streaming.contract import decode_and_validate
+from streaming.ingest import raw_record, rfc3339_ms
 from streaming.simulator import SimulationConfig, Simulator, backfill_window
 
 logger = logging.getLogger(__name__)
@@ -160,14 +162,13 @@ def _fill(settings: Settings, sim: Simulator) -> int:
     )
     n = 0
     for record in sim:
+        timestamp_ms = record.kafka_timestamp_ms or 0
+        key, value = record.key, record.payload
+        if record.valid:  # as the collector writes it: received_at = the record timestamp
+            key, value = raw_record(orjson.loads(value), rfc3339_ms(timestamp_ms))
         while True:
             try:
-                producer.produce(
-                    settings.topic_raw,
-                    record.payload,
-                    key=record.key,
-                    timestamp=record.kafka_timestamp_ms or 0,
-                )
+                producer.produce(settings.topic_raw, value, key=key, timestamp=timestamp_ms)
                 break
             except BufferError:
                 producer.poll(0.1)

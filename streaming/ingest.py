@@ -75,6 +75,13 @@ def rfc3339_ms(epoch_ms: int) -> str:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def raw_record(event: dict[str, Any], received_at: str) -> tuple[bytes, bytes]:
+    """The ``clicks.raw`` record of a valid event as the collector and the bridge write it: key
+    ``user_id``, value the event's JSON with ``received_at`` set (replacing any client value)."""
+    event[RECEIVED_AT] = received_at
+    return str(event["user_id"]).encode(), orjson.dumps(event)
+
+
 def route_payload(
     payload: Payload,
     route: IngestRoute,
@@ -98,9 +105,7 @@ def route_payload(
             try:
                 if route.transform is not None:
                     event = route.transform(event)
-                event[RECEIVED_AT] = received_at
-                key = str(event["user_id"]).encode()
-                value = orjson.dumps(event)
+                key, value = raw_record(event, received_at)
             except Exception as exc:  # a failing transform rejects the event, it never fails the batch
                 logger.exception("transform failed for entry %d", index)
                 error = f"event: could not be prepared for Kafka ({type(exc).__name__})"

@@ -29,6 +29,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from streaming.consumer.records import CountedEvent
+from streaming.event import utc_text
 from streaming.keyspace import LAG_TTL_S, Keyspace, read_global
 from streaming.redis_conn import RedisClient
 
@@ -53,7 +54,7 @@ def click_summary(e: CountedEvent) -> dict[str, Any]:
     return {
         "video_id": ev.video_id,
         "button_id": ev.button_id,
-        "event_time": ev.event_time.isoformat().replace("+00:00", "Z"),
+        "event_time": utc_text(ev.event_time),
         "surface": ev.surface,
         "playback_position_s": ev.playback_position_s,
     }
@@ -61,7 +62,7 @@ def click_summary(e: CountedEvent) -> dict[str, Any]:
 
 def user_clicks(applied: Mapping[str, list[CountedEvent]]) -> list[UserClicks]:
     return [
-        UserClicks(user_id, tuple(click_summary(e) for e in events)) for user_id, events in applied.items()
+        UserClicks(user_id, tuple([click_summary(e) for e in events])) for user_id, events in applied.items()
     ]
 
 
@@ -172,7 +173,7 @@ class LivePublisher:
                     "user_id": e.event.user_id,
                     "button_id": e.event.button_id,
                     "surface": e.event.surface,
-                    "event_time": e.event.event_time.isoformat().replace("+00:00", "Z"),
+                    "event_time": utc_text(e.event.event_time),
                 }
                 for e in self._ticker.get(kind, ())
             ]

@@ -69,11 +69,13 @@ def decode_batch(messages: list[Any], lateness_s: int) -> DecodedBatch:
     lateness_ms = lateness_s * 1000
     events = batch.events
     next_offsets = batch.next_offsets
+    append = events.append
+    records = 0
     for message in messages:
         if message.error() is not None:
             logger.warning("consume error: %s", message.error())
             continue
-        batch.records += 1
+        records += 1
         partition, offset = message.partition(), message.offset()
         next_offsets[partition] = offset + 1
         value = message.value()
@@ -91,9 +93,11 @@ def decode_batch(messages: list[Any], lateness_s: int) -> DecodedBatch:
                 reason = "; ".join(outcome.errors) or "event: invalid"
                 batch.dead_letters.append(DeadLetter(value, message.key(), partition, offset, reason))
                 continue
-        ts_ms = record_timestamp_ms(message)
+        kind, ts_ms = message.timestamp()
+        if kind == 0 or ts_ms is None or ts_ms < 0:  # as record_timestamp_ms, without the call
+            ts_ms = record_timestamp_ms(message)
         event_time_s = event.event_time.timestamp()
-        events.append(
+        append(
             CountedEvent(
                 event,
                 partition,
@@ -104,4 +108,5 @@ def decode_batch(messages: list[Any], lateness_s: int) -> DecodedBatch:
                 message.key(),
             )
         )
+    batch.records = records
     return batch

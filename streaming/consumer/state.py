@@ -52,6 +52,10 @@ SCRIPTS = ("live", "windows", "profile")
 KIND_CODES = {"click": "c", "impression": "i", "conversion": "v"}
 # The counter field of each event type (common.lua's METRIC).
 METRIC_OF = dict(zip(("click", "impression", "conversion"), METRICS, strict=True))
+# Phase one's video groups are one flat list (live.lua, video): VIDEO_STRIDE values per event, the
+# windows' bucket names last (empty when the event is late or the windows have their own Redis).
+VIDEO_STRIDE = 12
+NO_BUCKETS = ("", "", "")
 # Watermark roles: each stream of calls keeps its own offsets.
 ROLE_VIDEOS, ROLE_GLOBAL, ROLE_WINDOWS, ROLE_GLOBAL_WINDOWS, ROLE_USERS = "v", "g", "w", "gw", "u"
 
@@ -68,7 +72,8 @@ SentPart = tuple["ReplyStream", "Written", list[int]]
 class _Group:
     base_key: str
     kind: str
-    events: list[list[Any]] = field(default_factory=list)
+    # What the script takes: a list per event, or one flat list (phase one's video groups, VIDEO_STRIDE)
+    events: list[Any] = field(default_factory=list)
     members: list[CountedEvent] = field(default_factory=list)
     # Groups sent as totals: what the script gets, counted from the members when the call is sent
     # (after phase one dropped the duplicates).
@@ -245,7 +250,12 @@ class StateWriter:
             video_id, user_id = ev.video_id, ev.user_id
             video_key = video(video_id)
             late = e.is_late
-            video_args = [
+            buckets = NO_BUCKETS if late else bucket_names(t)
+            group = video_groups.get(video_key)
+            if group is None:
+                group = video_groups[video_key] = _Group(video_key, "v")
+            # flat, VIDEO_STRIDE values per event (live.lua, video)
+            group.events += (
                 p,
                 o,
                 kind,
@@ -255,11 +265,8 @@ class StateWriter:
                 1 if late else 0,
                 user_id,
                 f"{p}:{o}",
-            ]
-            group = video_groups.get(video_key)
-            if group is None:
-                group = video_groups[video_key] = _Group(video_key, "v")
-            group.events.append(video_args)
+                *(buckets if merged else NO_BUCKETS),
+            )
             group.members.append(e)
             global_group.members.append(e)
             user_key = user(user_id)
@@ -270,8 +277,6 @@ class StateWriter:
                 )
             group.members.append(e)
             if totals and merged:  # phase two is counted when it is sent; the windows ride in phase one
-                if not late:
-                    video_args += bucket_names(t)
                 continue
             surface = ev.surface or ""
             model_version, rec_slot = ev.model_version, ev.rec_slot
@@ -283,9 +288,8 @@ class StateWriter:
             if late:
                 args.append(1)
                 continue
-            minute, hour, day = bucket_names(t)
+            minute, hour, day = buckets
             if merged:
-                video_args += (minute, hour, day)
                 args += (0, hour)
                 continue
             args.append(0)
@@ -300,7 +304,7 @@ class StateWriter:
         # Per partition, the first and last offset of the batch (events are in offset order per
         # partition): the span of a call that holds every event (``_calls``).
         span = ({e.partition: e.offset for e in reversed(events)}, {e.partition: e.offset for e in events})
-        video_header: dict[str, Any] = {"seen_ttl": self.retention.seen_s}
+        video_header: dict[str, Any] = {"seen_ttl": self.retention.seen_s, "stride": VIDEO_STRIDE}
         live_header: dict[str, Any] = {
             "weights": self._weights,
             "half_life_s": self._half_life_s,

@@ -2,10 +2,12 @@
 -- (windows family on the same Redis: same call, same watermark). KEYS: group base keys, then the
 -- call's watermark key.
 -- Group kind 'v' (phase 1, per video): event_id dedupe, totals, clicks per button, late count,
---   all-time uniques. Event: {partition, offset, kind, button, event_id, event_hour, late, user_id,
---   position [, minute, hour, day]} (event_hour = hours since the epoch of event_time, as a string: a
---   re-sent event has the same event_time; position = "<partition>:<offset>", the seen-set's value.
---   Both come as strings: Lua's number-to-string conversion costs more than the rest of the concat).
+--   all-time uniques. Events come as one flat array, req.stride values each (no table per event to
+--   unpack): partition, offset, kind, button, event_id, event_hour, late, user_id, position, minute,
+--   hour, day (event_hour = hours since the epoch of event_time, as a string: a re-sent event has the
+--   same event_time; position = "<partition>:<offset>", the seen-set's value. Both come as strings:
+--   Lua's number-to-string conversion costs more than the rest of the concat. The windows' bucket
+--   names are empty unless req.win and the event is on time).
 --   Returns one character per event: '1' first occurrence (counted now or already counted by an
 --   earlier run of the same offset), '0' duplicate event_id from another offset.
 -- Group kind 'g' (phase 2, the {global} slot): global totals, CTR counters per button / surface /
@@ -20,9 +22,13 @@ local function video(base, events)
   local counts, users, touched, flags = {}, {}, {}, {}
   local win = req.win
   local seen_hour, seen_key = nil, nil
-  for i, e in ipairs(events) do
+  local stride = req.stride
+  local i = 0
+  for j = 1, #events, stride do
+    i = i + 1
     local p, o, kind, button, eid, hour, late, user, position =
-      e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]
+      events[j], events[j + 1], events[j + 2], events[j + 3], events[j + 4], events[j + 5], events[j + 6],
+      events[j + 7], events[j + 8]
     if hour ~= seen_hour then
       seen_hour, seen_key = hour, seen_prefix .. hour
     end
@@ -44,7 +50,7 @@ local function video(base, events)
         if late == 1 then
           count(counts, 'late')
         elseif win then
-          windows.video_event(kind, button, e[10], e[11], e[12], user)
+          windows.video_event(kind, button, events[j + 9], events[j + 10], events[j + 11], user)
         end
         users[user] = true
       end

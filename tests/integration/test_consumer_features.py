@@ -198,7 +198,7 @@ def test_batches_larger_than_one_lua_call_are_applied_in_slices(private: Setting
 
     def measured(calls: list[LuaCall], reads: Any = ()) -> Any:
         for call in calls:
-            sizes.setdefault(call.header["role"], []).append(sum(len(g.events) for g in call.groups))
+            sizes.setdefault(call.header["role"], []).append(sum(len(g.members) for g in call.groups))
         return send(calls, reads)
 
     consumer.writer.send = measured  # type: ignore[method-assign]
