@@ -28,8 +28,8 @@ MAX_PROPERTIES_BYTES: Final = 4 * 1024
 MAX_REC_SLOT: Final = 10_000
 EVENT_TYPES: Final = ("click", "impression", "conversion")
 CLICK_REQUIRED_FIELDS: Final = ("button_id", "playback_position_s")
-# Unanchored: pydantic anchors them with ^ $ (Rust regex: $ is the end of text), msgspec with \A \Z
-# (Python's re.search, where $ would also match before a final newline).
+# Unanchored: pydantic anchors them with ^ $ (Rust regex: $ is the end of text), the fast path
+# matches them with ``fullmatch`` (in Python's re, $ would also match before a final newline).
 UUID_PATTERN: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 BUTTON_PATTERN: Final = r"[a-z0-9_]{1,64}"
 
@@ -70,15 +70,17 @@ _Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH
 
 
 class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """The JSON as sent, type-checked by msgspec; times stay text for the checks in ``_event``."""
+    """The JSON as sent, type-checked by msgspec; times stay text for the checks in ``_event``, and the
+    two patterns are checked there too (as msgspec ``pattern`` constraints they took 0.9 µs per event,
+    with ``fullmatch`` in ``_event`` 0.45)."""
 
-    event_id: Annotated[str, msgspec.Meta(pattern=rf"\A{UUID_PATTERN}\Z")]
+    event_id: str  # UUID_PATTERN, checked in _event
     event_type: Literal["click", "impression", "conversion"]
     event_time: str
     user_id: _Identifier
     session_id: _Identifier
     video_id: _Identifier
-    button_id: Annotated[str, msgspec.Meta(pattern=rf"\A{BUTTON_PATTERN}\Z")] | None = None
+    button_id: str | None = None  # BUTTON_PATTERN, checked in _event
     playback_position_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
     surface: _Identifier | None = None
     rec_slot: Annotated[int, msgspec.Meta(ge=0, le=MAX_REC_SLOT)] | None = None
@@ -91,6 +93,8 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _DECODER: Final = msgspec.json.Decoder(_Wire)
+_UUID: Final = re.compile(UUID_PATTERN).fullmatch
+_BUTTON: Final = re.compile(BUTTON_PATTERN).fullmatch
 _ENCODER: Final = msgspec.json.Encoder()
 
 
@@ -105,9 +109,12 @@ def _utc(text: str) -> datetime | None:
 
 
 def _event(wire: _Wire) -> Event | None:
-    """The rules msgspec cannot state; None sends the event to the model."""
+    """The rules msgspec cannot state (or states more slowly); None sends the event to the model."""
     position = wire.playback_position_s
-    if wire.event_type == "click" and (wire.button_id is None or position is None):
+    button = wire.button_id
+    if wire.event_type == "click" and (button is None or position is None):
+        return None
+    if _UUID(wire.event_id) is None or (button is not None and _BUTTON(button) is None):
         return None
     if position is not None and not math.isfinite(position):
         return None
