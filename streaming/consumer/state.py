@@ -248,12 +248,12 @@ class StateWriter:
             kind = KIND_CODES[ev.event_type]
             button = ev.button_id or ""
             video_id, user_id = ev.video_id, ev.user_id
-            video_key = video(video_id)
             late = e.is_late
             buckets = NO_BUCKETS if late else bucket_names(t)
-            group = video_groups.get(video_key)
+            # groups by id: each key name is built once per batch
+            group = video_groups.get(video_id)
             if group is None:
-                group = video_groups[video_key] = _Group(video_key, "v")
+                group = video_groups[video_id] = _Group(video(video_id), "v")
             # flat, VIDEO_STRIDE values per event (live.lua, video)
             group.events += (
                 p,
@@ -269,10 +269,10 @@ class StateWriter:
             )
             group.members.append(e)
             global_group.members.append(e)
-            user_key = user(user_id)
-            group = user_groups.get(user_key)
+            group = user_groups.get(user_id)
             if group is None:
-                group = user_groups[user_key] = (
+                user_key = user(user_id)
+                group = user_groups[user_id] = (
                     _Group(user_key, "U", totals=self.user_totals) if totals else _Group(user_key, "u")
                 )
             group.members.append(e)
@@ -293,9 +293,9 @@ class StateWriter:
                 args += (0, hour)
                 continue
             args.append(0)
-            group = window_groups.get(video_key)
+            group = window_groups.get(video_id)
             if group is None:
-                group = window_groups[video_key] = _Group(video_key, "v")
+                group = window_groups[video_id] = _Group(video(video_id), "v")
             group.events.append([p, o, kind, button, minute, hour, day, user_id])
             group.members.append(e)
             global_window_group.events.append([p, o, kind, button, surface, slot, hour])
