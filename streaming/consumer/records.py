@@ -7,15 +7,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from streaming.contract import decode_and_validate
 from streaming.event import MAX_EVENT_BYTES, Event, decode_valid
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class CountedEvent:
-    """A valid event and where it came from; ``first`` turns False when it is a duplicate event_id."""
+class CountedEvent(msgspec.Struct, gc=False):
+    """A valid event and where it came from; ``first`` turns False when it is a duplicate event_id.
+
+    A msgspec struct rather than a dataclass: built in a third of the time (one per record), and not
+    tracked by the cyclic garbage collector (it holds no container that could form a cycle)."""
 
     event: Event
     partition: int

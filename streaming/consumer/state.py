@@ -77,7 +77,7 @@ class _Group:
     members: list[CountedEvent] = field(default_factory=list)
     # Groups sent as totals: what the script gets, counted from the members when the call is sent
     # (after phase one dropped the duplicates).
-    totals: Callable[[list[CountedEvent]], dict[str, Any]] | None = None
+    totals: Callable[[list[CountedEvent]], Any] | None = None
 
     def payload(self) -> Any:
         return self.events if self.totals is None else self.totals(self.members)
@@ -408,9 +408,10 @@ class StateWriter:
         }
 
     @staticmethod
-    def user_totals(members: list[CountedEvent]) -> dict[str, Any]:
+    def user_totals(members: list[CountedEvent]) -> list[Any]:
         """One user's events as totals (profile.lua, user_totals): what ``user`` would count from them,
-        all fresh."""
+        all fresh, as [events, counts, latest time, its video, recent videos] (a list: about a thousand
+        users per call, whose field names would otherwise be packed and unpacked for each)."""
         counts: dict[str, int] = {}
         recent: dict[str, None] = {}  # by the last click or conversion, oldest first
         t_max, video = -1, ""
@@ -428,7 +429,7 @@ class StateWriter:
             t_ms = round(e.event_time_s * 1000)
             if t_ms > t_max:
                 t_max, video = t_ms, video_id
-        return {"n": len(members), "counts": counts, "t": t_max, "video": video, "recent": list(recent)}
+        return [len(members), counts, t_max, video, list(recent)]
 
     def _calls(
         self,

@@ -68,11 +68,11 @@ local function user(base, events)
 end
 
 -- Group kind 'U': one user's events as totals the consumer counted (every event fresh: req.from).
--- {n = events, counts = {field = n}, t = the latest event time (ms), video = its video (the first
--- event at that time), recent = videos clicked or converted, by their last such event, oldest first}.
+-- {events, counts = {field = n}, the latest event time (ms), its video (the first event at that
+-- time), videos clicked or converted, by their last such event, oldest first}.
 local function user_totals(base, agg)
-  write_profile(base, agg.counts, agg.t, agg.video, agg.recent)
-  return string.rep('1', agg.n)
+  write_profile(base, agg[2], agg[3], agg[4], agg[5])
+  return string.rep('1', agg[1])
 end
 
 return run_groups({u = user, U = user_totals})
