@@ -18,7 +18,8 @@
 The topic holds simulated records as the collector writes them (``streaming.ingest.raw_record``: the
 event's JSON with ``received_at``, keyed by user_id; the record timestamp is the backfill time) plus
 the simulator's malformed records as they are. Every run uses its own topics, consumer groups and a
-private redis-server on a spare loopback port, so it disturbs no one and ``INFO`` sees only this run. ``python -m bench.consumer_bench [memory]``.
+private redis-server on a spare loopback port, so it disturbs no one and ``INFO`` sees only this run.
+``python -m bench.consumer_bench [memory]``.
 """
 
 from __future__ import annotations
