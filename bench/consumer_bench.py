@@ -155,6 +155,12 @@ def _simulated(events: int, seed: int, hours: int = 2, users: int = 20_000, vide
     )
 
 
+def _as_collected(payload: bytes, received_at_ms: int) -> tuple[bytes, bytes]:
+    """(key, value) of a valid simulated event as the collector writes it to the raw topic, received at
+    ``received_at_ms`` (the record timestamp)."""
+    return raw_record(orjson.loads(payload), rfc3339_ms(received_at_ms))
+
+
 def _fill(settings: Settings, sim: Simulator) -> int:
     producer = Producer(
         {
@@ -167,8 +173,8 @@ def _fill(settings: Settings, sim: Simulator) -> int:
     for record in sim:
         timestamp_ms = record.kafka_timestamp_ms or 0
         key, value = record.key, record.payload
-        if record.valid:  # as the collector writes it: received_at = the record timestamp
-            key, value = raw_record(orjson.loads(value), rfc3339_ms(timestamp_ms))
+        if record.valid:
+            key, value = _as_collected(value, timestamp_ms)
         while True:
             try:
                 producer.produce(settings.topic_raw, value, key=key, timestamp=timestamp_ms)
@@ -426,20 +432,23 @@ def throughput_rows(
 
 
 def _paced_producer(bootstrap: str, topic: str, rate: int, seconds: float, ready: Any) -> None:
-    """Runs in its own process: produces ``rate`` events/s; Kafka timestamps are the produce times."""
+    """Runs in its own process: produces ``rate`` events/s as the collector writes them; Kafka timestamps
+    and ``received_at`` are the produce times (one per 10 ms tick, as one per collector request)."""
     sim = Simulator(
         SimulationConfig(events=int(rate * seconds), seed=202, users=20_000, videos=2_000, malformed_share=0),
         wall_clock=time.time,
     )
-    payloads = [(r.payload, r.key) for r in sim]
+    payloads = [r.payload for r in sim]
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, "enable.idempotence": True})
     ready.set()
     tick = 0.01
     per_tick = max(1, int(rate * tick))
     began = time.perf_counter()
     for i in range(0, len(payloads), per_tick):
-        for payload, key in payloads[i : i + per_tick]:
-            producer.produce(topic, payload, key=key)
+        now_ms = int(time.time() * 1000)
+        for payload in payloads[i : i + per_tick]:
+            key, value = _as_collected(payload, now_ms)
+            producer.produce(topic, value, key=key, timestamp=now_ms)
         producer.poll(0)
         due = began + (i // per_tick + 1) * tick
         delay = due - time.perf_counter()

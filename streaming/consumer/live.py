@@ -164,7 +164,7 @@ class LivePublisher:
 
     def _publish(self, elapsed: float) -> None:
         ks = self.keyspace
-        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        at = utc_text(datetime.now(UTC))
         pipe = self.pub.pipeline(transaction=False)
         for kind, count in self._counts.items():
             recent = [

@@ -97,9 +97,7 @@ def decode_batch(messages: list[Any], lateness_s: int) -> DecodedBatch:
                 reason = "; ".join(outcome.errors) or "event: invalid"
                 batch.dead_letters.append(DeadLetter(value, message.key(), partition, offset, reason))
                 continue
-        kind, ts_ms = message.timestamp()
-        if kind == 0 or ts_ms is None or ts_ms < 0:  # as record_timestamp_ms, without the call
-            ts_ms = record_timestamp_ms(message)
+        ts_ms = record_timestamp_ms(message)
         event_time_s = event.event_time.timestamp()
         append(
             CountedEvent(

@@ -20,6 +20,7 @@ import orjson
 import redis
 
 from streaming.consumer.live import BulkPublisher, UserClicks, publishing_client
+from streaming.event import utc_text
 from streaming.recommendations.reader import RecommendationReader
 from streaming.redis_conn import Family
 
@@ -48,7 +49,7 @@ class NextUpPublisher:
             return
         try:
             results = self.reader.recommend_many(list(clicked), self.k, just_clicked=clicked)
-            at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            at = utc_text(datetime.now(UTC))
             messages = []
             for result in results:
                 latest = clicked[result.user_id]
