@@ -137,12 +137,19 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
     return config
 
 
-def error_code(exc: BaseException) -> int | None:
-    """The ``KafkaError`` code a ``KafkaException`` carries, or None for anything else."""
+def _kafka_error(exc: BaseException) -> Any:
+    """The ``KafkaError`` a ``KafkaException`` carries, or None (other exceptions, or one raised with a
+    plain message)."""
     from confluent_kafka import KafkaError
 
     error = exc.args[0] if exc.args else None
-    return error.code() if isinstance(error, KafkaError) else None
+    return error if isinstance(error, KafkaError) else None
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ``KafkaError`` code a ``KafkaException`` carries, or None for anything else."""
+    error = _kafka_error(exc)
+    return None if error is None else int(error.code())
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -151,8 +158,8 @@ def is_transient(exc: BaseException) -> bool:
     coordinator that moved or is loading. Worth asking again; anything else is not."""
     from confluent_kafka import KafkaError
 
-    error = exc.args[0] if exc.args else None
-    if not isinstance(error, KafkaError):
+    error = _kafka_error(exc)
+    if error is None:
         return False
     return error.retriable() or error.code() in {
         KafkaError._DESTROY_BROKER,

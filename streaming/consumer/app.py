@@ -48,7 +48,7 @@ from streaming.consumer.records import CountedEvent, DecodedBatch, decode_batch
 from streaming.consumer.redis_queue import OrderedRedisQueue, Pending, Round, StreamedRedisQueue
 from streaming.consumer.state import ApplyResult, LuaCall, StateWriter, without_duplicates
 from streaming.event import encode_event
-from streaming.kafka_io import consumer_config, producer_config
+from streaming.kafka_io import consumer_config, error_code, producer_config
 from streaming.keyspace import Keyspace, Retention
 from streaming.redis_conn import Family, RedisRouter
 from streaming.redis_roles import Role
@@ -247,7 +247,7 @@ class RealtimeConsumer:
         try:
             self.consumer.commit(asynchronous=False)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
+            if error_code(exc) != KafkaError._NO_OFFSET:
                 logger.warning("commit failed: %s", exc)
 
     # The loop.

@@ -82,3 +82,7 @@ def test_what_counts_as_transient() -> None:
     assert not is_transient(RuntimeError("not Kafka"))
     assert error_code(KafkaException(KafkaError(KafkaError.TOPIC_ALREADY_EXISTS))) == 36
     assert error_code(RuntimeError("not Kafka")) is None
+    # A KafkaException raised with a plain message carries no KafkaError.
+    assert error_code(KafkaException("commit failed")) is None
+    assert error_code(KafkaException()) is None
+    assert not is_transient(KafkaException("commit failed"))
