@@ -349,22 +349,22 @@ def consumer_processes() -> list[int]:
 
 
 def compact_aof(client: Any, timeout_s: float = 120.0) -> None:
-    """Rewrite the server's append-only file now (``BGREWRITEAOF``) and wait until it is done."""
-
-    def busy() -> bool:
-        info = client.info("persistence")
-        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
-
+    """Rewrite the server's append-only file now (``BGREWRITEAOF``) and wait until it is done (a rewrite
+    already running finishes first)."""
     deadline = time.monotonic() + timeout_s
-    while busy():  # one already running: let it finish first
-        if time.monotonic() > deadline:
-            raise TimeoutError("an AOF rewrite of the bench's redis-server did not finish")
-        time.sleep(0.05)
+
+    def wait_idle() -> None:
+        while True:
+            info = client.info("persistence")
+            if not (info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled")):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bench's redis-server still rewrote its AOF after {timeout_s:.0f}s")
+            time.sleep(0.05)
+
+    wait_idle()
     client.bgrewriteaof()
-    while busy():
-        if time.monotonic() > deadline:
-            raise TimeoutError("BGREWRITEAOF on the bench's redis-server did not finish")
-        time.sleep(0.05)
+    wait_idle()
 
 
 def _one_pass(
@@ -372,12 +372,13 @@ def _one_pass(
 ) -> tuple[float, float, str]:
     """One timed pass of ``processes`` consumers over the topic on the emptied private server, then
     redis-benchmark running the commands the scripts executed meanwhile: (events/s, the mix's events/s,
-    its note). Automatic AOF rewrites are off on the bench's server (``throughput_rows``); the AOF is
-    compacted, untimed, before each of the two timed windows, so neither carries the writes of the
-    windows before it."""
+    its note). No automatic AOF rewrite runs inside either timed window: they are turned off, and the AOF
+    is compacted, untimed, before each window, so neither carries the writes of the windows before it
+    (a rewrite forked by earlier passes' writes cost the pass it fell into about 8 %, at random)."""
     from streaming.redis_conn import connect
 
     probe = connect(url)
+    probe.config_set("auto-aof-rewrite-percentage", 0)
     probe.flushall()  # every pass starts from an empty server, as the first did
     compact_aof(probe)
     before = _commandstats(probe)
@@ -403,13 +404,6 @@ def throughput_rows(
 
     rows: list[dict[str, Any]] = []
     with private_redis() as url, private_topics(on_private_redis(settings, url)) as own:
-        from streaming.redis_conn import connect
-
-        admin = connect(url)
-        # No automatic AOF rewrite inside a timed window (``_one_pass`` compacts between windows): one
-        # forked by the writes of earlier passes cost the pass it fell into about 8 %, at random.
-        admin.config_set("auto-aof-rewrite-percentage", 0)
-        admin.close()
         total = _fill(own, _simulated(events, seed=101))
 
         def prefixed(tag: str) -> Settings:
