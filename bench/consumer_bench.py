@@ -4,8 +4,9 @@
 
 - consumer events/s against a bare ``consume(num_messages=N)`` + contract decode loop on the same topic,
   for one consumer and for N consumer processes in one group (``CLICKPULSE_BENCH_CONSUMER_PROCESSES``,
-  default ``1,2``). An untimed pass over the topic comes first (after ``make up`` the broker's JIT has
-  not compiled its produce path yet, which cost the first timed pass about 10 %); the single consumer
+  default ``1,2``). Untimed passes over the topic come first, for ``CLICKPULSE_BENCH_CONSUMER_WARMUP_S``
+  (after ``make up`` the broker's JIT keeps compiling for minutes: whole runs in the first three gave
+  0.46-0.53 of the mix, 0.54-0.57 once warm); the single consumer
   then runs ``CLICKPULSE_BENCH_CONSUMER_ROUNDS`` (default 5) timed passes, each followed by its
   redis-benchmark mix, and the rows report the medians;
 - consumer events/s against ``redis-benchmark`` running the command mix the consumer's Lua scripts
@@ -58,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 THROUGHPUT_EVENTS = 100_000
 THROUGHPUT_ROUNDS = 5
+WARMUP_S = 150.0
 LATENCY_RATE = 5_000
 LATENCY_SECONDS = 15
 LATENCY_WARMUP_S = 3.0
@@ -341,6 +343,14 @@ def consumer_rounds() -> int:
     return max(1, int(os.environ.get("CLICKPULSE_BENCH_CONSUMER_ROUNDS", THROUGHPUT_ROUNDS)))
 
 
+def warmup_seconds() -> float:
+    """``CLICKPULSE_BENCH_CONSUMER_WARMUP_S``: untimed consumer passes before the timed ones, for at least
+    this long (default 150; one pass at least). Right after ``make up`` the Kafka broker's JIT is still
+    compiling: whole runs in the first three minutes after a restart gave 0.46-0.53 of the mix, 0.54-0.57
+    once warm."""
+    return max(0.0, float(os.environ.get("CLICKPULSE_BENCH_CONSUMER_WARMUP_S", WARMUP_S)))
+
+
 def consumer_processes() -> list[int]:
     """``CLICKPULSE_BENCH_CONSUMER_PROCESSES``: the group sizes measured (default ``1,2``)."""
     return [
@@ -410,8 +420,16 @@ def throughput_rows(
             # Each pass counts into its own key prefix (the watermarks of one pass would skip the next).
             return own.model_copy(update={"redis_prefix": f"{own.redis_prefix}{tag}"})
 
-        _rate, warm = consumer_rate(prefixed("warm"), total, batch_size)  # untimed
-        warm.close()
+        from streaming.redis_conn import connect
+
+        probe = connect(url)
+        began, warm_passes = time.monotonic(), 0
+        while warm_passes == 0 or time.monotonic() - began < warmup_seconds():  # untimed
+            probe.flushall()
+            _rate, warm = consumer_rate(prefixed(f"warm{warm_passes}"), total, batch_size)
+            warm.close()
+            warm_passes += 1
+        probe.close()
         bare = bare_loop_rate(own, total)
         for processes in consumer_processes():
             rounds = consumer_rounds() if processes == 1 else 1
@@ -425,7 +443,7 @@ def throughput_rows(
             who = "consumer" if processes == 1 else f"consumer x{processes} processes (one group)"
             if rounds > 1:
                 each = ", ".join(f"{r / 1000:.1f}K/{m / 1000:.1f}K" for r, m, _n in passes)
-                note += f"; medians of {rounds} passes after an untimed one (consumer/mix each: {each})"
+                note += f"; medians of {rounds} passes after {warm_passes} untimed (consumer/mix: {each})"
             target = "target >= 0.5 of the smaller baseline: " + (
                 "the bare loop's" if bare <= mix_rate else "the redis-benchmark mix's"
             )
