@@ -5,8 +5,8 @@
 - consumer events/s against a bare ``consume(num_messages=N)`` + contract decode loop on the same topic,
   for one consumer and for N consumer processes in one group (``CLICKPULSE_BENCH_CONSUMER_PROCESSES``,
   default ``1,2``). Untimed passes over the topic come first, for ``CLICKPULSE_BENCH_CONSUMER_WARMUP_S``
-  (after ``make up`` the broker's JIT keeps compiling for minutes: whole runs in the first three gave
-  0.46-0.53 of the mix, 0.54-0.57 once warm); the single consumer
+  (after ``make up`` the broker's JIT keeps compiling for minutes: whole runs in the first four gave
+  0.46-0.57 of the mix, three of eight below 0.5); the single consumer
   then runs ``CLICKPULSE_BENCH_CONSUMER_ROUNDS`` (default 5) timed passes, each followed by its
   redis-benchmark mix, and the rows report the medians;
 - consumer events/s against ``redis-benchmark`` running the command mix the consumer's Lua scripts
@@ -346,8 +346,8 @@ def consumer_rounds() -> int:
 def warmup_seconds() -> float:
     """``CLICKPULSE_BENCH_CONSUMER_WARMUP_S``: untimed consumer passes before the timed ones, for at least
     this long (default 150; one pass at least). Right after ``make up`` the Kafka broker's JIT is still
-    compiling: whole runs in the first three minutes after a restart gave 0.46-0.53 of the mix, 0.54-0.57
-    once warm."""
+    compiling: whole runs in the first four minutes after a restart gave 0.46-0.57 of the mix, three of
+    eight below 0.5."""
     return max(0.0, float(os.environ.get("CLICKPULSE_BENCH_CONSUMER_WARMUP_S", WARMUP_S)))
 
 
